@@ -1,0 +1,91 @@
+// Decoder: one transformer decoder for every supported family: loading, batched forward, cached forward.
+#pragma once
+
+#include "gpujob/model/collectives.hpp"
+#include "gpujob/model/kv_cache.hpp"
+#include "gpujob/model/model_config.hpp"
+
+#include <ATen/ATen.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace gpujob::model {
+
+enum class AttentionBackend {
+  kAuto,       // fused scaled-dot-product attention where libtorch has it (>= 2.1), else the fallback
+  kFallback,   // matmul + mask + softmax, as HF's eager attention
+};
+
+struct LoadOptions {
+  at::ScalarType dtype = at::kFloat;   // bfloat16, float16 or float32
+  at::Device device = at::kCPU;
+  int shard_index = 0;                 // tensor-parallel shard held by this process
+  int shard_count = 1;                 // shards; must divide n_heads and n_kv_heads
+  // Reductions between shards; null means one process (identity). Not owned: must outlive the decoder.
+  Collectives* collectives = nullptr;
+};
+
+// Token sequences of different lengths, right-padded into one [batch, max_len] tensor.
+struct TokenBatch {
+  at::Tensor input_ids;          // int64 [batch, max_len], padding is token 0
+  std::vector<int64_t> lengths;  // real tokens per row
+  static TokenBatch from_sequences(const std::vector<std::vector<int64_t>>& sequences);
+};
+
+// What one batched forward returns.
+struct ForwardOutput {
+  // hidden[k]: HF's hidden_states[request.hidden_indices[k]] as [batch, max_len, hidden] in the
+  // model's dtype on its device (rows past a sequence's length are padding, not meaningful).
+  std::vector<at::Tensor> hidden;
+  at::Tensor logits;  // float32 [batch, max_len, vocab] when requested, else undefined
+};
+
+struct ForwardRequest {
+  // HF hidden_states indices: 0 is the embedding output, L + 1 the output of block L, and
+  // num_layers the output of the last block after the final norm (HF's convention).
+  std::vector<int64_t> hidden_indices;
+  bool logits = false;  // run the final norm and LM head
+};
+
+class DecoderWeights;  // per-layer tensors, defined in decoder.cpp
+
+class Decoder {
+ public:
+  // Loads config.json and the safetensors of a HF model directory.
+  static std::unique_ptr<Decoder> load(const std::string& model_dir, const LoadOptions& options);
+
+  Decoder(ModelConfig config, std::unique_ptr<DecoderWeights> weights, const LoadOptions& options);
+  ~Decoder();
+  Decoder(const Decoder&) = delete;
+  Decoder& operator=(const Decoder&) = delete;
+
+  const ModelConfig& config() const { return config_; }
+  const LoadOptions& options() const { return options_; }
+  void set_attention_backend(AttentionBackend backend) { backend_ = backend; }
+
+  // Full (uncached) forward over a right-padded batch. Runs only the blocks the deepest
+  // requested index needs; padding never changes a sequence's results.
+  ForwardOutput forward(const TokenBatch& batch, const ForwardRequest& request) const;
+
+  // KV cache sized for this decoder (its shard's kv heads, its dtype and device).
+  KvCache make_kv_cache(int64_t n_slots, int64_t max_len) const;
+  KvCacheShape kv_cache_shape() const;
+
+  // Appends new_tokens[i] to cache slot slots[i] (at its current length) and returns float32
+  // logits [slots.size(), vocab] of each slot's last new token, on the decoder's device.
+  // Prefill (many tokens) and decode (one token) both go through here; slots in one call may
+  // have different token counts (each at least one). Positions continue from the slot length.
+  at::Tensor forward_cached(KvCache& cache, const std::vector<int64_t>& slots,
+                            const std::vector<std::vector<int64_t>>& new_tokens) const;
+
+ private:
+  ModelConfig config_;
+  std::unique_ptr<DecoderWeights> weights_;
+  LoadOptions options_;
+  IdentityCollectives identity_;
+  AttentionBackend backend_ = AttentionBackend::kAuto;
+};
+
+}  // namespace gpujob::model
