@@ -647,7 +647,10 @@ def main():
         for name, sub in (("gpt2", "gpt2"), ("qwen2.5", "qwen/qwen2.5-0.5b")):
             folder = os.path.join(args.shared, sub)
             if os.path.isdir(folder):
-                record(folder, os.path.join(out, "real", name + ".jsonl"), name, disagreements)
+                try:
+                    record(folder, os.path.join(out, "real", name + ".jsonl"), name, disagreements)
+                except Exception:  # noqa: BLE001  (one unreadable vocabulary must not cost the rest)
+                    traceback.print_exc()
             else:
                 print(f"  skipped real vocabulary {name}: {folder} not found")
         for name, sub in (("qwen3", "qwen/qwen3-derived"), ("qwen2.5", "qwen/qwen2.5-0.5b"),
