@@ -164,6 +164,7 @@ SpecSettings read_spec(KeyReader r) {
   s.max_negative_num = r.get("max_negative_num", s.max_negative_num);
   s.positive_words = r.get("positive_words", s.positive_words);
   s.negative_words = r.get("negative_words", s.negative_words);
+  s.verify_words = r.get("verify_words", s.verify_words);
   s.choose_large = r.get("choose_large", s.choose_large);
   s.begin = r.get("begin", s.begin);
   s.begin_token_num = r.get("begin_token_num", s.begin_token_num);

@@ -93,6 +93,7 @@ struct SpecSettings {
   std::vector<std::string> positive_words = {"yeah", "yes", "final answer", "confident"};
   std::vector<std::string> negative_words = {"wait",        "alternatively", "hold on", "another",
                                              "verify",      "think again",   "recap",   "check"};
+  std::vector<std::string> verify_words = {"verify", "think again", "recap", "check"};  // kept text with one: the large model writes more
   bool choose_large = true;            // a non-neutral draft is replaced by the large model's text
   bool begin = false;                  // the large model writes the opening tokens
   int begin_token_num = 100;           // length of that opening
