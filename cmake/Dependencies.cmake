@@ -89,6 +89,8 @@ pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
 add_library(gpujob::pcre2 ALIAS PkgConfig::PCRE2)
 pkg_check_modules(SENTENCEPIECE REQUIRED IMPORTED_TARGET sentencepiece)
 add_library(gpujob::sentencepiece ALIAS PkgConfig::SENTENCEPIECE)
+pkg_check_modules(ICU REQUIRED IMPORTED_TARGET icu-uc)  # NFC normalization for tokenizers
+add_library(gpujob::icu ALIAS PkgConfig::ICU)
 if(GPUJOB_BUILD_TESTS)
   find_package(Catch2 REQUIRED)
 endif()

@@ -1,0 +1,60 @@
+// The BPE model of HF tokenizer.json: vocabulary, ranked merges, byte fallback and unknown token,
+// encoding one pre-tokenized word at a time with a cache of recent words.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace gpujob::text {
+
+class BpeModel {
+ public:
+  // From the "model" object of tokenizer.json (type BPE); merges may be "a b" strings or [a, b]
+  // pairs. `where` names the file for error messages.
+  BpeModel(const nlohmann::json& spec, const std::string& where);
+  BpeModel(const BpeModel&) = delete;
+  BpeModel& operator=(const BpeModel&) = delete;
+
+  // Appends the ids of one word (already byte-level mapped or ▁-replaced as the pipeline says).
+  void encode_word(std::string_view word, std::vector<int32_t>& out) const;
+
+  std::optional<int32_t> token_to_id(std::string_view token) const;
+  // Empty string for ids outside the model's vocabulary.
+  const std::string& id_to_token(int32_t id) const;
+  // One past the largest id of the model's vocabulary.
+  std::size_t size() const { return id_to_token_.size(); }
+
+ private:
+  struct Merge {
+    int32_t rank;    // priority: lower merges first
+    int32_t result;  // id of the merged token
+  };
+  static uint64_t pair_key(int32_t a, int32_t b) {
+    return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
+  }
+  void merge_word(std::string_view word, std::vector<int32_t>& out) const;
+
+  std::unordered_map<std::string, int32_t> vocab_;
+  std::vector<std::string> id_to_token_;
+  std::unordered_map<uint64_t, Merge> merges_;
+  std::optional<int32_t> unk_id_;
+  bool fuse_unk_ = false;
+  bool byte_fallback_ = false;
+  bool ignore_merges_ = false;
+  int32_t byte_ids_[256];  // id of "<0xXX>" per byte, -1 when absent
+
+  // Words seen before; bounded so that a huge corpus cannot grow it without limit.
+  mutable std::shared_mutex cache_mutex_;
+  mutable std::unordered_map<std::string, std::vector<int32_t>> cache_;
+  static constexpr std::size_t kCacheCapacity = 200000;
+  static constexpr std::size_t kCacheMaxWordBytes = 128;
+};
+
+}  // namespace gpujob::text

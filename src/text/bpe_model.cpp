@@ -1,0 +1,184 @@
+#include "gpujob/text/bpe_model.hpp"
+
+#include <cstdio>
+#include <mutex>
+#include <queue>
+
+#include "gpujob/text/utf8.hpp"
+#include "gpujob/util/error.hpp"
+
+namespace gpujob::text {
+
+BpeModel::BpeModel(const nlohmann::json& spec, const std::string& where) {
+  const std::string type = spec.value("type", "BPE");
+  GPUJOB_CHECK(type == "BPE", where, ": model type '", type, "' is not supported (expected BPE)");
+  for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"}) {
+    if (spec.contains(key) && spec[key].is_string())
+      GPUJOB_CHECK(spec[key].get<std::string>().empty(), where, ": model.", key, " '", spec[key].get<std::string>(),
+                   "' is not supported (expected empty)");
+  }
+  const auto& vocab = spec.at("vocab");
+  GPUJOB_CHECK(vocab.is_object(), where, ": model.vocab must be an object of token -> id");
+  vocab_.reserve(vocab.size());
+  for (auto it = vocab.begin(); it != vocab.end(); ++it) {
+    int64_t id = it.value().get<int64_t>();
+    GPUJOB_CHECK(id >= 0 && id < (1LL << 31), where, ": model.vocab id ", id, " of '", it.key(), "' is out of range");
+    vocab_.emplace(it.key(), static_cast<int32_t>(id));
+    if (static_cast<std::size_t>(id) >= id_to_token_.size()) id_to_token_.resize(id + 1);
+    id_to_token_[id] = it.key();
+  }
+  const auto& merges = spec.at("merges");
+  merges_.reserve(merges.size());
+  int32_t rank = 0;
+  for (const auto& m : merges) {
+    std::string left, right;
+    if (m.is_string()) {
+      const std::string& s = m.get_ref<const std::string&>();
+      std::size_t space = s.find(' ', 1);  // a token never starts with the separator
+      GPUJOB_CHECK(space != std::string::npos, where, ": merge '", s, "' is not of the form 'a b'");
+      left = s.substr(0, space);
+      right = s.substr(space + 1);
+    } else {
+      GPUJOB_CHECK(m.is_array() && m.size() == 2, where, ": merge ", m.dump(), " is not a pair");
+      left = m[0].get<std::string>();
+      right = m[1].get<std::string>();
+    }
+    auto a = vocab_.find(left), b = vocab_.find(right), c = vocab_.find(left + right);
+    // A merge whose parts or result are not tokens can never apply (GPT-2's file has one).
+    if (a == vocab_.end() || b == vocab_.end() || c == vocab_.end()) {
+      ++rank;
+      continue;
+    }
+    merges_.emplace(pair_key(a->second, b->second), Merge{rank++, c->second});
+  }
+  if (spec.contains("unk_token") && spec["unk_token"].is_string()) {
+    auto it = vocab_.find(spec["unk_token"].get<std::string>());
+    GPUJOB_CHECK(it != vocab_.end(), where, ": model.unk_token '", spec["unk_token"].get<std::string>(),
+                 "' is not in model.vocab");
+    unk_id_ = it->second;
+  }
+  fuse_unk_ = spec.value("fuse_unk", false);
+  byte_fallback_ = spec.value("byte_fallback", false);
+  ignore_merges_ = spec.value("ignore_merges", false);
+  for (int b = 0; b < 256; ++b) {
+    char name[8];
+    std::snprintf(name, sizeof(name), "<0x%02X>", b);
+    auto it = vocab_.find(name);
+    byte_ids_[b] = it == vocab_.end() ? -1 : it->second;
+  }
+}
+
+std::optional<int32_t> BpeModel::token_to_id(std::string_view token) const {
+  auto it = vocab_.find(std::string(token));
+  if (it == vocab_.end()) return std::nullopt;
+  return it->second;
+}
+
+const std::string& BpeModel::id_to_token(int32_t id) const {
+  static const std::string empty;
+  if (id < 0 || static_cast<std::size_t>(id) >= id_to_token_.size()) return empty;
+  return id_to_token_[id];
+}
+
+void BpeModel::encode_word(std::string_view word, std::vector<int32_t>& out) const {
+  if (ignore_merges_) {  // Llama 3: a word that is a token is taken whole, whatever the merges say
+    auto it = vocab_.find(std::string(word));
+    if (it != vocab_.end()) {
+      out.push_back(it->second);
+      return;
+    }
+  }
+  const bool cacheable = word.size() <= kCacheMaxWordBytes;
+  std::string key;
+  if (cacheable) {
+    key.assign(word);
+    std::shared_lock lock(cache_mutex_);
+    auto it = cache_.find(key);
+    if (it != cache_.end()) {
+      out.insert(out.end(), it->second.begin(), it->second.end());
+      return;
+    }
+  }
+  std::vector<int32_t> ids;
+  merge_word(word, ids);
+  out.insert(out.end(), ids.begin(), ids.end());
+  if (cacheable) {
+    std::unique_lock lock(cache_mutex_);
+    if (cache_.size() < kCacheCapacity) cache_.emplace(std::move(key), std::move(ids));
+  }
+}
+
+void BpeModel::merge_word(std::string_view word, std::vector<int32_t>& out) const {
+  struct Symbol {
+    int32_t id;
+    int32_t prev, next;  // neighbours in the linked list, -1 at the ends
+    bool alive;
+  };
+  std::vector<Symbol> symbols;
+  symbols.reserve(word.size());
+  auto push = [&](int32_t id) {
+    int32_t index = static_cast<int32_t>(symbols.size());
+    symbols.push_back({id, index - 1, -1, true});
+    if (index > 0) symbols[index - 1].next = index;
+  };
+  bool last_was_unk = false;
+  std::string ch;
+  for (std::size_t pos = 0; pos < word.size();) {
+    std::size_t start = pos;
+    next_code_point(word, pos);
+    ch.assign(word.substr(start, pos - start));
+    auto it = vocab_.find(ch);
+    if (it != vocab_.end()) {
+      push(it->second);
+      last_was_unk = false;
+      continue;
+    }
+    if (byte_fallback_) {
+      bool all = true;
+      for (unsigned char b : ch) all = all && byte_ids_[b] >= 0;
+      if (all) {
+        for (unsigned char b : ch) push(byte_ids_[b]);
+        last_was_unk = false;
+        continue;
+      }
+    }
+    if (unk_id_) {
+      if (!(fuse_unk_ && last_was_unk)) push(*unk_id_);
+      last_was_unk = true;
+    }
+  }
+
+  struct Candidate {
+    int32_t rank, left, right_id, left_id, result;
+    bool operator>(const Candidate& o) const { return rank != o.rank ? rank > o.rank : left > o.left; }
+  };
+  std::priority_queue<Candidate, std::vector<Candidate>, std::greater<Candidate>> queue;
+  auto consider = [&](int32_t left) {
+    if (left < 0) return;
+    int32_t right = symbols[left].next;
+    if (right < 0) return;
+    auto it = merges_.find(pair_key(symbols[left].id, symbols[right].id));
+    if (it != merges_.end())
+      queue.push({it->second.rank, left, symbols[right].id, symbols[left].id, it->second.result});
+  };
+  for (int32_t i = 0; i + 1 < static_cast<int32_t>(symbols.size()); ++i) consider(i);
+  while (!queue.empty()) {
+    Candidate c = queue.top();
+    queue.pop();
+    Symbol& left = symbols[c.left];
+    // Stale entries: the left symbol was absorbed or changed, or its neighbour is a different one.
+    if (!left.alive || left.id != c.left_id || left.next < 0) continue;
+    Symbol& right = symbols[left.next];
+    if (right.id != c.right_id) continue;
+    left.id = c.result;
+    right.alive = false;
+    left.next = right.next;
+    if (right.next >= 0) symbols[right.next].prev = c.left;
+    consider(left.prev);
+    consider(c.left);
+  }
+  for (const Symbol& s : symbols)
+    if (s.alive) out.push_back(s.id);
+}
+
+}  // namespace gpujob::text

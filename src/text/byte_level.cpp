@@ -1,0 +1,39 @@
+#include "gpujob/text/byte_level.hpp"
+
+#include "gpujob/text/utf8.hpp"
+
+namespace gpujob::text {
+
+namespace {
+struct Tables {
+  std::array<std::string, 256> to_unicode;
+  std::array<int, 324> to_byte;  // stand-ins are below U+0144
+  Tables() {
+    to_byte.fill(-1);
+    int extra = 0;
+    for (int b = 0; b < 256; ++b) {
+      bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+      char32_t cp = printable ? static_cast<char32_t>(b) : static_cast<char32_t>(256 + extra++);
+      append_utf8(to_unicode[b], cp);
+      to_byte[cp] = b;
+    }
+  }
+};
+const Tables& tables() {
+  static const Tables t;
+  return t;
+}
+}  // namespace
+
+const std::array<std::string, 256>& byte_to_unicode() { return tables().to_unicode; }
+
+void byte_level_encode(std::string_view bytes, std::string& out) {
+  const auto& table = tables().to_unicode;
+  for (unsigned char b : bytes) out += table[b];
+}
+
+int unicode_to_byte(char32_t cp) {
+  return cp < tables().to_byte.size() ? tables().to_byte[cp] : -1;
+}
+
+}  // namespace gpujob::text
