@@ -600,6 +600,7 @@ def render_chats(out_dir, templates, tokenizers_by_template):
                     else:
                         row = {"template": name, "messages": conv, "add_generation_prompt": gen,
                                "rendered": text}
+                    row["bos_token"] = tok.bos_token or ""
                     if think is not None:
                         row["enable_thinking"] = think
                     rows.append(row)
