@@ -81,10 +81,19 @@ class Decoder {
                             const std::vector<std::vector<int64_t>>& new_tokens) const;
 
  private:
+  struct Step;
+  Collectives& collectives() const;
+  at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight) const;
+  at::Tensor embed(const at::Tensor& ids) const;
+  at::Tensor self_attention(int64_t layer, const at::Tensor& x, Step& step) const;
+  at::Tensor mlp(int64_t layer, const at::Tensor& x) const;
+  at::Tensor block(int64_t layer, const at::Tensor& h, Step& step) const;
+  at::Tensor lm_head(const at::Tensor& normed) const;
+
   ModelConfig config_;
   std::unique_ptr<DecoderWeights> weights_;
   LoadOptions options_;
-  IdentityCollectives identity_;
+  mutable IdentityCollectives identity_;
   AttentionBackend backend_ = AttentionBackend::kAuto;
 };
 

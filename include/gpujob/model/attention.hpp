@@ -1,0 +1,33 @@
+// Attention core: masks (causal, sliding window, cache lengths) and fused or explicit softmax attention.
+#pragma once
+
+#include <ATen/ATen.h>
+
+namespace gpujob::model {
+
+enum class AttentionBackend;  // decoder.hpp
+
+struct AttentionParams {
+  double scale = 1.0;       // multiplies q.k
+  double softcap = 0.0;     // tanh soft-capping of the scores; 0: none
+};
+
+// q: [batch, heads, q_len, head_dim]; k, v: [batch, kv_heads, k_len, head_dim] (kv_heads divides
+// heads; query head h reads kv head h / (heads / kv_heads)); mask: bool broadcastable to
+// [batch, 1, q_len, k_len], true where a query may attend. Every query row must allow at least
+// one key. Returns [batch, heads, q_len, head_dim].
+at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                     const at::Tensor& mask, const AttentionParams& params, AttentionBackend backend);
+
+// The explicit path (matmul, mask, float32 softmax), as HF's eager attention.
+at::Tensor attention_explicit(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                              const at::Tensor& mask, const AttentionParams& params);
+
+// True when this libtorch build has the fused scaled-dot-product attention.
+bool fused_attention_available();
+
+// Mask for queries at positions q_pos [batch, q_len] over keys at positions 0..k_len-1:
+// key j is visible when j <= q_pos and, with a window w > 0, j > q_pos - w. bool [batch, 1, q_len, k_len].
+at::Tensor position_mask(const at::Tensor& q_pos, int64_t k_len, int64_t window);
+
+}  // namespace gpujob::model

@@ -1,0 +1,280 @@
+// The decoder: one implementation for Llama, Qwen2, Qwen3 and Gemma 3, switched by ModelConfig.
+#include "gpujob/model/decoder.hpp"
+
+#include "gpujob/model/attention.hpp"
+#include "gpujob/model/decoder_weights.hpp"
+#include "gpujob/model/rope.hpp"
+#include "gpujob/util/error.hpp"
+
+#include <ATen/core/grad_mode.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <set>
+
+namespace gpujob::model {
+
+// Per-call state shared by every block: positions, masks and rope tables (built once per
+// distinct window / rope), and for cached calls where new keys and values go.
+struct Decoder::Step {
+  at::Tensor positions;               // int64 [batch, tokens]: rope positions and mask rows
+  int64_t key_len = 0;                // keys each query row is masked against
+  std::map<int64_t, at::Tensor> masks;        // window (0: none) -> bool [batch, 1, tokens, key_len]
+  std::map<const void*, RopeTables> tables;   // inv_freq storage -> tables
+  KvCache* cache = nullptr;
+  at::Tensor read_slots;   // int64 [batch]: cache slot of each row
+  at::Tensor write_src;    // int64 [valid tokens]: row * tokens + i of each new token
+  at::Tensor write_dst;    // int64 [valid tokens]: slot * max_len + position
+
+  const at::Tensor& mask(int64_t window) {
+    auto it = masks.find(window);
+    if (it == masks.end()) it = masks.emplace(window, position_mask(positions, key_len, window)).first;
+    return it->second;
+  }
+  const RopeTables& rope(const at::Tensor& inv_freq, at::ScalarType dtype) {
+    const void* key = inv_freq.data_ptr();
+    auto it = tables.find(key);
+    if (it == tables.end()) it = tables.emplace(key, rope_tables(inv_freq, positions, dtype)).first;
+    return it->second;
+  }
+};
+
+TokenBatch TokenBatch::from_sequences(const std::vector<std::vector<int64_t>>& sequences) {
+  TokenBatch batch;
+  int64_t width = 0;
+  for (const auto& s : sequences) {
+    GPUJOB_CHECK(!s.empty(), "token batch: sequence ", batch.lengths.size(), " is empty");
+    batch.lengths.push_back(static_cast<int64_t>(s.size()));
+    width = std::max<int64_t>(width, static_cast<int64_t>(s.size()));
+  }
+  batch.input_ids = at::zeros({static_cast<int64_t>(sequences.size()), width}, at::kLong);
+  auto acc = batch.input_ids.accessor<int64_t, 2>();
+  for (size_t b = 0; b < sequences.size(); ++b)
+    for (size_t i = 0; i < sequences[b].size(); ++i) acc[b][i] = sequences[b][i];
+  return batch;
+}
+
+std::unique_ptr<Decoder> Decoder::load(const std::string& model_dir, const LoadOptions& options) {
+  std::string dir = model_dir;
+  if (!dir.empty() && dir.back() == '/') dir.pop_back();
+  ModelConfig config = load_model_config(dir + "/config.json");
+  auto archive = SafetensorsArchive::open_directory(dir);
+  auto weights = load_decoder_weights(config, archive, dir, options);
+  return std::make_unique<Decoder>(std::move(config), std::move(weights), options);
+}
+
+Decoder::Decoder(ModelConfig config, std::unique_ptr<DecoderWeights> weights, const LoadOptions& options)
+    : config_(std::move(config)), weights_(std::move(weights)), options_(options) {
+  Collectives& c = collectives();
+  GPUJOB_CHECK(c.size() == options_.shard_count && c.rank() == options_.shard_index,
+               "decoder: collectives have rank ", c.rank(), " of ", c.size(),
+               " but the decoder holds shard ", options_.shard_index, " of ", options_.shard_count);
+}
+
+Decoder::~Decoder() = default;
+
+Collectives& Decoder::collectives() const {
+  return options_.collectives != nullptr ? *options_.collectives : identity_;
+}
+
+at::Tensor Decoder::rms_norm(const at::Tensor& x, const at::Tensor& weight) const {
+  // Normalise in float32 as HF does; Gemma scales by (1 + w) in float32 before casting back,
+  // Llama/Qwen cast back first and then scale by w in the model dtype.
+  at::Tensor xf = x.to(at::kFloat);
+  at::Tensor normed = xf * at::rsqrt(xf.pow(2).mean(-1, true) + config_.rms_norm_eps);
+  if (config_.norm_offset != 0.0)
+    return (normed * (weight.to(at::kFloat) + config_.norm_offset)).to(x.scalar_type());
+  return weight * normed.to(x.scalar_type());
+}
+
+at::Tensor Decoder::embed(const at::Tensor& ids) const {
+  const int64_t lo = ids.min().item<int64_t>();
+  const int64_t hi = ids.max().item<int64_t>();
+  GPUJOB_CHECK(lo >= 0 && hi < config_.vocab_size, config_.source, ": token id ",
+               lo < 0 ? lo : hi, " is outside the vocabulary [0, ", config_.vocab_size, ")");
+  at::Tensor h = weights_->embed.index_select(0, ids.reshape(-1)).view({ids.size(0), ids.size(1), -1});
+  if (config_.embed_scale) {
+    // The scale is rounded to the model dtype first, as HF does.
+    at::Tensor scale = at::scalar_tensor(std::sqrt(static_cast<double>(config_.hidden_size)),
+                                         h.options().dtype(at::kFloat)).to(h.scalar_type());
+    h = h * scale;
+  }
+  return h;
+}
+
+at::Tensor Decoder::self_attention(int64_t l, const at::Tensor& x, Step& step) const {
+  const auto& w = weights_->layers[l];
+  const int64_t B = x.size(0), T = x.size(1), D = config_.head_dim;
+  const int64_t heads = weights_->local_heads, kv_heads = weights_->local_kv_heads;
+  at::Tensor q = at::linear(x, w.q, w.q_bias).view({B, T, heads, D});
+  at::Tensor k = at::linear(x, w.k, w.k_bias).view({B, T, kv_heads, D});
+  at::Tensor v = at::linear(x, w.v, w.v_bias).view({B, T, kv_heads, D});
+  if (config_.qk_norm) {
+    q = rms_norm(q, w.q_norm);
+    k = rms_norm(k, w.k_norm);
+  }
+  const RopeTables& tables = step.rope(weights_->inv_freq[l], x.scalar_type());
+  q = apply_rope(q.transpose(1, 2), tables);
+  k = apply_rope(k.transpose(1, 2), tables);
+  v = v.transpose(1, 2);
+  if (step.cache != nullptr) {
+    // Append the new keys/values at each slot's length, then read each row's slot back.
+    at::Tensor& kc = step.cache->keys(l);
+    at::Tensor& vc = step.cache->values(l);
+    const auto flat = [&](const at::Tensor& t) {
+      return t.transpose(1, 2).reshape({B * T, kv_heads, D}).index_select(0, step.write_src);
+    };
+    kc.view({-1, kv_heads, D}).index_copy_(0, step.write_dst, flat(k));
+    vc.view({-1, kv_heads, D}).index_copy_(0, step.write_dst, flat(v));
+    k = kc.narrow(1, 0, step.key_len).index_select(0, step.read_slots).transpose(1, 2);
+    v = vc.narrow(1, 0, step.key_len).index_select(0, step.read_slots).transpose(1, 2);
+  }
+  const LayerSpec& spec = config_.layers[l];
+  AttentionParams params{config_.attention_scale, config_.attn_logit_softcapping};
+  at::Tensor out = attention(q, k, v, step.mask(spec.sliding ? spec.window : 0), params, backend_);
+  out = at::linear(out.transpose(1, 2).reshape({B, T, heads * D}), w.o);
+  collectives().all_reduce_sum(out);
+  return out;
+}
+
+at::Tensor Decoder::mlp(int64_t l, const at::Tensor& x) const {
+  const auto& w = weights_->layers[l];
+  at::Tensor gate = at::linear(x, w.gate);
+  gate = config_.activation == Activation::kSilu ? at::silu(gate) : at::gelu(gate, "tanh");
+  at::Tensor out = at::linear(gate * at::linear(x, w.up), w.down);
+  collectives().all_reduce_sum(out);
+  return out;
+}
+
+at::Tensor Decoder::block(int64_t l, const at::Tensor& h, Step& step) const {
+  const auto& w = weights_->layers[l];
+  at::Tensor attn = self_attention(l, rms_norm(h, w.attn_norm), step);
+  if (config_.sandwich_norms) attn = rms_norm(attn, w.post_attn_norm);
+  at::Tensor residual = h + attn;
+  at::Tensor mlp_out = mlp(l, rms_norm(residual, w.mlp_norm));
+  if (config_.sandwich_norms) mlp_out = rms_norm(mlp_out, w.post_mlp_norm);
+  return residual + mlp_out;
+}
+
+at::Tensor Decoder::lm_head(const at::Tensor& normed) const {
+  at::Tensor logits = at::linear(normed, weights_->lm_head);
+  const double cap = config_.final_logit_softcapping;
+  if (cap > 0) logits = at::tanh(logits / cap) * cap;
+  return logits.to(at::kFloat);
+}
+
+ForwardOutput Decoder::forward(const TokenBatch& batch, const ForwardRequest& request) const {
+  at::NoGradGuard no_grad;
+  const int64_t n_layers = config_.num_layers;
+  int64_t deepest = request.logits ? n_layers : -1;
+  for (int64_t index : request.hidden_indices) {
+    GPUJOB_CHECK(index >= 0 && index <= n_layers, config_.source, ": hidden state index ", index,
+                 " is outside [0, ", n_layers, "] (layer L is index L + 1)");
+    deepest = std::max(deepest, index);
+  }
+  ForwardOutput out;
+  out.hidden.resize(request.hidden_indices.size());
+  if (deepest < 0) return out;
+  GPUJOB_CHECK(batch.input_ids.dim() == 2 && batch.input_ids.size(0) == static_cast<int64_t>(batch.lengths.size()),
+               "forward: input_ids must be [batch, tokens] with one length per row");
+  const auto store = [&](int64_t index, const at::Tensor& h) {
+    for (size_t k = 0; k < request.hidden_indices.size(); ++k)
+      if (request.hidden_indices[k] == index) out.hidden[k] = h;
+  };
+
+  at::Tensor ids = batch.input_ids.to(options_.device);
+  const int64_t B = ids.size(0), T = ids.size(1);
+  Step step;
+  // Right padding needs no key mask: under the causal mask a real token only sees earlier,
+  // real tokens, so padding cannot change it.
+  step.positions = at::arange(T, ids.options()).unsqueeze(0).expand({B, T});
+  step.key_len = T;
+
+  at::Tensor h = embed(ids);
+  store(0, h);
+  const int64_t blocks = std::min(deepest, n_layers);
+  for (int64_t l = 0; l < blocks; ++l) {
+    h = block(l, h, step);
+    if (l + 1 < n_layers) store(l + 1, h);
+  }
+  if (deepest == n_layers) {  // HF's last hidden state is after the final norm
+    at::Tensor normed = rms_norm(h, weights_->final_norm);
+    store(n_layers, normed);
+    if (request.logits) out.logits = lm_head(normed);
+  }
+  return out;
+}
+
+KvCacheShape Decoder::kv_cache_shape() const {
+  return {config_.num_layers, weights_->local_kv_heads, config_.head_dim};
+}
+
+KvCache Decoder::make_kv_cache(int64_t n_slots, int64_t max_len) const {
+  return KvCache(kv_cache_shape(), n_slots, max_len, options_.dtype, options_.device);
+}
+
+at::Tensor Decoder::forward_cached(KvCache& cache, const std::vector<int64_t>& slots,
+                                   const std::vector<std::vector<int64_t>>& new_tokens) const {
+  at::NoGradGuard no_grad;
+  GPUJOB_CHECK(!slots.empty() && slots.size() == new_tokens.size(), "forward_cached: ",
+               slots.size(), " slots but ", new_tokens.size(), " token lists");
+  const KvCacheShape expected = kv_cache_shape();
+  GPUJOB_CHECK(cache.shape().num_layers == expected.num_layers &&
+                   cache.shape().n_kv_heads == expected.n_kv_heads &&
+                   cache.shape().head_dim == expected.head_dim && cache.dtype() == options_.dtype &&
+                   cache.device() == options_.device,
+               "forward_cached: the KV cache was not made for this decoder (use make_kv_cache)");
+  const int64_t B = static_cast<int64_t>(slots.size());
+  int64_t T = 0;
+  std::set<int64_t> seen;
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t slot = slots[b];
+    GPUJOB_CHECK(seen.insert(slot).second, "forward_cached: slot ", slot, " appears twice");
+    const int64_t n = static_cast<int64_t>(new_tokens[b].size());
+    GPUJOB_CHECK(n > 0, "forward_cached: no new tokens for slot ", slot);
+    GPUJOB_CHECK(cache.length(slot) + n <= cache.max_len(), "forward_cached: slot ", slot, " holds ",
+                 cache.length(slot), " positions, ", n, " more exceed max_len ", cache.max_len());
+    T = std::max(T, n);
+  }
+
+  // Host-side index tables, moved to the device once per call.
+  std::vector<int64_t> ids(B * T, 0), positions(B * T), src, dst;
+  int64_t key_len = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t start = cache.length(slots[b]);
+    const int64_t n = static_cast<int64_t>(new_tokens[b].size());
+    for (int64_t i = 0; i < T; ++i) {
+      // Padding rows repeat the last real position, so their mask rows are never empty.
+      positions[b * T + i] = start + std::min(i, n - 1);
+      if (i < n) {
+        ids[b * T + i] = new_tokens[b][i];
+        src.push_back(b * T + i);
+        dst.push_back(slots[b] * cache.max_len() + start + i);
+      }
+    }
+    key_len = std::max(key_len, start + n);
+  }
+  const auto on_device = [&](const std::vector<int64_t>& v, std::vector<int64_t> shape) {
+    return at::tensor(v, at::kLong).view(shape).to(options_.device);
+  };
+  Step step;
+  step.positions = on_device(positions, {B, T});
+  step.key_len = key_len;
+  step.cache = &cache;
+  step.read_slots = on_device(slots, {B});
+  step.write_src = on_device(src, {static_cast<int64_t>(src.size())});
+  step.write_dst = on_device(dst, {static_cast<int64_t>(dst.size())});
+
+  at::Tensor h = embed(on_device(ids, {B, T}));
+  for (int64_t l = 0; l < config_.num_layers; ++l) h = block(l, h, step);
+  std::vector<int64_t> last(B);
+  for (int64_t b = 0; b < B; ++b) last[b] = b * T + static_cast<int64_t>(new_tokens[b].size()) - 1;
+  at::Tensor h_last = h.reshape({B * T, -1}).index_select(0, on_device(last, {B}));
+  at::Tensor logits = lm_head(rms_norm(h_last, weights_->final_norm));
+  for (int64_t b = 0; b < B; ++b)
+    cache.set_length(slots[b], cache.length(slots[b]) + static_cast<int64_t>(new_tokens[b].size()));
+  return logits;
+}
+
+}  // namespace gpujob::model
