@@ -294,4 +294,36 @@ std::string render_chat(const Tokenizer& tokenizer, const std::vector<ChatMessag
   return ChatTemplate::for_tokenizer(tokenizer).render(messages, options);
 }
 
+std::optional<ChatFormat> detect_chat_format(const std::string& jinja) {
+  try {
+    return ChatTemplate::from_source(jinja, "chat template").format();
+  } catch (const Error&) {
+    return std::nullopt;
+  }
+}
+
+std::optional<ChatFormat> chat_format_from_name(const std::string& name) {
+  try {
+    return ChatTemplate::from_name(name).format();
+  } catch (const Error&) {
+    return std::nullopt;
+  }
+}
+
+std::string render_chat(ChatFormat format, const std::vector<ChatMessage>& messages, ChatOptions options,
+                        const Tokenizer& tokenizer) {
+  if (options.bos_token.empty()) options.bos_token = tokenizer.config().bos_token;
+  auto family = [](ChatFormat f) {
+    if (f == ChatFormat::kQwen3) return ChatFormat::kChatML;
+    if (f == ChatFormat::kLlama31) return ChatFormat::kLlama3;
+    return f;
+  };
+  if (!tokenizer.chat_template().empty()) {
+    if (auto own = detect_chat_format(tokenizer.chat_template()); own && family(*own) == family(format))
+      return ChatTemplate::from_source(tokenizer.chat_template(), "chat template").render(messages, options);
+  }
+  static const char* const kNames[] = {"gemma", "chatml", "qwen3", "llama3", "llama3.1"};
+  return ChatTemplate::from_name(kNames[static_cast<int>(format)]).render(messages, options);
+}
+
 }  // namespace gpujob::text

@@ -55,4 +55,14 @@ class ChatTemplate {
 std::string render_chat(const Tokenizer& tokenizer, const std::vector<ChatMessage>& messages,
                         ChatOptions options = {});
 
+// The format of a Jinja template, nullopt when it is not one of the built-in ones.
+std::optional<ChatFormat> detect_chat_format(const std::string& jinja);
+// A format by name (as from_name), nullopt for unknown names.
+std::optional<ChatFormat> chat_format_from_name(const std::string& name);
+// Renders in `format`; the tokenizer's own template supplies the details when it is of the same
+// family (Qwen 2.5's default system prompt, Qwen 3 for "chatml", Llama 3.1's date line), and its
+// bos_token fills options.bos_token when empty.
+std::string render_chat(ChatFormat format, const std::vector<ChatMessage>& messages, ChatOptions options,
+                        const Tokenizer& tokenizer);
+
 }  // namespace gpujob::text
