@@ -81,9 +81,10 @@ std::vector<JsonlRecord> read_jsonl_if_exists(const std::string& path) {
   return read_jsonl(path);
 }
 
-JsonlAppender::JsonlAppender(const std::string& path) : path_(path) {
+JsonlAppender::JsonlAppender(const std::string& path, bool repair_torn_tail) : path_(path) {
   fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   GPUJOB_CHECK(fd_ >= 0, path, ": cannot open for appending: ", std::strerror(errno));
+  if (!repair_torn_tail) return;
   // A crash may have left a torn last line; appending after it would glue the next record to
   // the fragment and turn a harmless tail into a corrupt middle line. Cut the fragment off.
   const off_t size = ::lseek(fd_, 0, SEEK_END);

@@ -33,7 +33,9 @@ std::vector<JsonlRecord> read_jsonl_if_exists(const std::string& path);
 // do not interleave), followed by fsync. Non-copyable owner of the file descriptor.
 class JsonlAppender {
  public:
-  explicit JsonlAppender(const std::string& path);
+  // With `repair_torn_tail`, a torn last line left by a crash is cut off first (do this only
+  // while no other process appends to the same file).
+  explicit JsonlAppender(const std::string& path, bool repair_torn_tail = true);
   ~JsonlAppender();
   JsonlAppender(JsonlAppender&& other) noexcept;
   JsonlAppender& operator=(JsonlAppender&& other) noexcept;
