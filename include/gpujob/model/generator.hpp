@@ -1,0 +1,126 @@
+// Generator: continuous-batching text generation over a fixed set of KV-cache slots.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "gpujob/model/kv_cache.hpp"
+#include "gpujob/model/sampler.hpp"
+#include "gpujob/model/stop_conditions.hpp"
+
+namespace gpujob::model {
+
+class Decoder;
+
+// What the generator needs from a model: a KV cache of n_slots sequences and a cached forward.
+// Decoder plus its KvCache is the real one (DecoderSlotModel); tests use small fakes.
+class SlotModel {
+ public:
+  virtual ~SlotModel() = default;
+  virtual int64_t n_slots() const = 0;
+  virtual int64_t max_len() const = 0;   // positions one slot holds, tokens
+  virtual void reset(int64_t slot) = 0;  // empties a slot before it takes a new prompt
+  // Appends new_tokens[i] to slot slots[i] and returns float32 logits [slots.size(), vocab] of each
+  // slot's last new token (Decoder::forward_cached's contract).
+  virtual at::Tensor forward(const std::vector<int64_t>& slots,
+                             const std::vector<std::vector<int64_t>>& new_tokens) = 0;
+};
+
+// A Decoder with a KV cache allocated once, for the generator's whole life. Non-copyable.
+class DecoderSlotModel : public SlotModel {
+ public:
+  // The decoder is not owned and must outlive this object.
+  DecoderSlotModel(const Decoder& decoder, int64_t n_slots, int64_t max_len);
+  DecoderSlotModel(const DecoderSlotModel&) = delete;
+  DecoderSlotModel& operator=(const DecoderSlotModel&) = delete;
+
+  int64_t n_slots() const override { return cache_.n_slots(); }
+  int64_t max_len() const override { return cache_.max_len(); }
+  void reset(int64_t slot) override { cache_.reset(slot); }
+  at::Tensor forward(const std::vector<int64_t>& slots,
+                     const std::vector<std::vector<int64_t>>& new_tokens) override;
+
+ private:
+  const Decoder& decoder_;
+  KvCache cache_;
+};
+
+// KV cache size for a memory budget.
+struct KvCachePlan {
+  int64_t n_slots = 0;  // sequences decoded together
+  int64_t max_len = 0;  // positions per slot, tokens
+  int64_t bytes = 0;    // what the cache takes
+};
+
+// The most slots (at most max_slots) of max_len positions each that fit in budget_bytes, given the
+// cache's per-token size (KvCache::bytes_per_token). The budget is for the cache alone: activations of
+// a forward pass must be left out of it by the caller. Throws a one-line error when not even one slot
+// fits, naming the budget and what one slot needs.
+KvCachePlan plan_kv_cache(int64_t budget_bytes, const KvCacheShape& shape, at::ScalarType dtype,
+                          int64_t max_len, int64_t max_slots);
+
+// Positions a slot needs for a prompt: the last generated token is never fed back, so
+// prompt + max_new_tokens - 1.
+int64_t slot_positions_needed(int64_t prompt_tokens, int64_t max_new_tokens);
+
+struct GenerationRequest {
+  std::vector<int64_t> prompt_ids;  // prompt tokens, at least one
+  uint64_t stream_key = 0;          // the prompt's random stream: stream_key_for_id(its data id)
+};
+
+struct Completion {
+  std::vector<int64_t> ids;   // generated tokens (see StopChecker for what ends them)
+  std::string text;           // decoded completion; empty without a DecodeFn
+  FinishReason finish_reason = FinishReason::kNone;
+};
+
+struct GenerationProgress {
+  int64_t tokens_generated = 0;  // over all prompts so far
+  int64_t prompts_done = 0;
+  int64_t prompts_total = 0;
+};
+using ProgressFn = std::function<void(const GenerationProgress&)>;
+
+struct GeneratorOptions {
+  SamplingParams sampling;
+  StopConditions stop;
+  DecodeFn decode;          // optional: completion text and stop strings need it
+  ProgressFn progress;      // optional: called after every model call
+  // Prompt tokens (padded: prompts x longest prompt) one prefill call may take; 0: no limit. Bounds
+  // the activation memory of prefill when many slots refill at once. A longer prompt goes alone.
+  int64_t max_prefill_tokens = 0;
+};
+
+// Continuous batching. Prompts wait in a queue; every free slot takes the next one and prefills it
+// (all refilling slots in one call); every step then decodes one token for every active slot in one
+// call. A finished sequence frees its slot at once and the next prompt takes it on the next step, so
+// slots never wait for the rest of the batch.
+//
+// Reproducibility: a prompt's tokens depend only on its prompt, its stream key and the settings: the
+// random draw of its k-th token is uniform_draw(seed, stream_key, k), whatever slot, batch or order it
+// runs in. (Greedy and sampled outputs are then identical across batch sizes as long as the model's
+// logits for a row do not depend on the other rows, which the decoder guarantees up to float rounding.)
+//
+// Static shapes: a decode step feeds one token to each active slot, in slot order; while the queue is
+// not empty that is every slot, so steady-state decode calls all have the shape [n_slots, 1] (the
+// shape a CUDA graph would capture), and only the tail of a run shrinks. The only device-to-host copy
+// per step is the sampled tokens.
+class Generator {
+ public:
+  Generator(SlotModel& model, GeneratorOptions options);
+
+  // Generates one completion per request; results in request order. Throws when a prompt does not
+  // fit a slot (naming the request index, its length and the slot size).
+  std::vector<Completion> generate(const std::vector<GenerationRequest>& requests);
+
+ private:
+  SlotModel& model_;
+  GeneratorOptions options_;
+  Sampler sampler_;
+};
+
+}  // namespace gpujob::model
