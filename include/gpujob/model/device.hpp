@@ -1,0 +1,20 @@
+// Device placement: visible GPUs, binding a rank to its GPU with a memory cap, releasing cached memory.
+#pragma once
+
+#include <ATen/ATen.h>
+
+namespace gpujob::model {
+
+// GPUs this process sees (0 on CPU builds of libtorch).
+int visible_gpu_count();
+
+// Makes `gpu` the current CUDA device and caps this process's share of its memory at
+// `memory_fraction` (the role's memory fraction), so ranks sharing a GPU cannot starve each
+// other. Returns the device to load models on. No-op returning CPU when `use_cuda` is false.
+at::Device bind_device(bool use_cuda, int gpu, double memory_fraction);
+
+// Returns cached, unused device memory to the driver (after a phase's model is destroyed, so the
+// next phase on the same GPU gets it). No-op on CPU.
+void release_cached_device_memory();
+
+}  // namespace gpujob::model
