@@ -143,6 +143,16 @@ std::string render_chatml(const std::vector<ChatMessage>& messages, const ChatOp
   return out;
 }
 
+std::string render_chatml_open_assistant(const std::vector<ChatMessage>& messages, const std::string& default_system) {
+  const bool has_system = !messages.empty() && messages[0].role == "system";
+  std::string out = "<|im_start|>system\n" + (has_system ? messages[0].content : default_system) + "<|im_end|>\n";
+  for (const ChatMessage& m : messages) {
+    if (m.role == "user") out += "<|im_start|>user\n" + m.content + "<|im_end|>\n<|im_start|>assistant\n";
+    else if (m.role == "assistant") out += m.content + "<|im_end|>\n";
+  }
+  return out;
+}
+
 std::string render_qwen3(const std::vector<ChatMessage>& messages, const ChatOptions& o) {
   std::string out;
   if (!messages.empty() && messages[0].role == "system")
@@ -243,6 +253,13 @@ ChatTemplate ChatTemplate::from_source(const std::string& jinja, const std::stri
       t.format_ = ChatFormat::kChatML;
       t.default_system_ = find_default_system(jinja);
       t.name_ = t.default_system_.empty() ? "chatml" : "qwen2.5";
+      t.user_opens_assistant_ = jinja.find("add_generation_prompt") == std::string::npos &&
+                                jinja.find("<|im_start|>assistant") != std::string::npos;
+      if (t.user_opens_assistant_) {
+        GPUJOB_CHECK(!t.default_system_.empty(), where, ": ChatML template without add_generation_prompt and "
+                                                        "without a default system prompt is not supported");
+        t.name_ = "chatml-open-assistant";
+      }
     }
   } else {
     fail(where, ": chat template not recognized (expected Gemma, ChatML/Qwen or Llama 3 markers); "
@@ -281,7 +298,9 @@ ChatTemplate ChatTemplate::for_tokenizer(const Tokenizer& tokenizer, const std::
 std::string ChatTemplate::render(const std::vector<ChatMessage>& messages, const ChatOptions& options) const {
   switch (format_) {
     case ChatFormat::kGemma: return render_gemma(messages, options);
-    case ChatFormat::kChatML: return render_chatml(messages, options, default_system_);
+    case ChatFormat::kChatML:
+      return user_opens_assistant_ ? render_chatml_open_assistant(messages, default_system_)
+                                   : render_chatml(messages, options, default_system_);
     case ChatFormat::kQwen3: return render_qwen3(messages, options);
     case ChatFormat::kLlama3: return render_llama3(messages, options);
     case ChatFormat::kLlama31: return render_llama31(messages, options, date_from_clock_);

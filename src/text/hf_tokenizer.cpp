@@ -70,6 +70,16 @@ bool read_post_processor(const nlohmann::json& spec, const std::string& where,
   fail(where, ": post_processor type '", type,
        "' is not supported (expected TemplateProcessing, ByteLevel, Bert/RobertaProcessing or Sequence)");
 }
+// The decoder of Llama-style SentencePiece tokenizers: ▁ back to spaces, <0xXX> bytes, and the
+// space of the first word dropped.
+const char* kLlamaDecoder = R"({"type": "Sequence", "decoders": [
+    {"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "}, {"type": "ByteFallback"},
+    {"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 1, "stop": 0}]})";
+
+bool uses_llama_non_legacy_pipeline(const TokenizerConfig& config, const nlohmann::json& model) {
+  const bool llama_class = config.tokenizer_class == "LlamaTokenizer" || config.tokenizer_class == "LlamaTokenizerFast";
+  return llama_class && config.legacy.has_value() && !*config.legacy && model.value("byte_fallback", false);
+}
 }  // namespace
 
 HfTokenizer::HfTokenizer(const std::string& json_path, TokenizerConfig config) : Tokenizer(std::move(config)) {
@@ -81,6 +91,15 @@ HfTokenizer::HfTokenizer(const std::string& json_path, TokenizerConfig config) :
     decoder_ = Decoder::from_json(doc.value("decoder", nlohmann::json()), json_path);
     has_template_ = read_post_processor(doc.value("post_processor", nlohmann::json()), json_path, template_);
     vocab_size_ = model_->size();
+    if (uses_llama_non_legacy_pipeline(config_, doc.at("model"))) {
+      // transformers' LlamaTokenizer with legacy=false keeps only the vocabulary and merges of the
+      // file and builds its own space handling: "▁" for spaces, one "▁" prepended at the start of
+      // the text only (not after special tokens), and the SentencePiece decoder.
+      normalizer_ = Normalizer::from_json(nullptr, json_path);
+      pre_tokenizer_ = PreTokenizer::from_json(
+          {{"type", "Metaspace"}, {"replacement", "\u2581"}, {"prepend_scheme", "first"}, {"split", false}}, json_path);
+      decoder_ = Decoder::from_json(nlohmann::json::parse(kLlamaDecoder), json_path);
+    }
     for (const auto& t : doc.value("added_tokens", nlohmann::json::array())) {
       AddedToken a;
       a.content = t.at("content").get<std::string>();
@@ -181,8 +200,7 @@ std::string HfTokenizer::decode(const std::vector<int32_t>& ids, bool skip_speci
     if (skip_special_tokens && special_ids_.count(id)) continue;
     tokens.push_back(t);
   }
-  std::string text = decoder_->decode(std::move(tokens));
-  return config_.clean_up_tokenization_spaces ? clean_up_tokenization(std::move(text)) : text;
+  return decoder_->decode(std::move(tokens));
 }
 
 }  // namespace gpujob::text

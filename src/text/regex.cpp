@@ -27,8 +27,8 @@ struct MatchData {
 Regex::Regex(const std::string& pattern, bool literal) : pattern_(pattern) {
   int error = 0;
   PCRE2_SIZE offset = 0;
-  uint32_t options = PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK;
-  if (literal) options |= PCRE2_LITERAL;
+  // PCRE2_LITERAL admits no UCP (nothing in a literal depends on character classes).
+  uint32_t options = literal ? (PCRE2_UTF | PCRE2_NO_UTF_CHECK | PCRE2_LITERAL) : (PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK);
   auto* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), options,
                              &error, &offset, nullptr);
   GPUJOB_CHECK(code != nullptr, "tokenizer regex /", pattern, "/ does not compile at offset ", offset,

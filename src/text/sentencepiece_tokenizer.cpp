@@ -91,7 +91,7 @@ std::string SentencePieceTokenizer::decode(const std::vector<int32_t>& ids, bool
     if (id >= 0 && id < sp_->GetPieceSize()) run.push_back(id);
   }
   flush();
-  return config_.clean_up_tokenization_spaces ? clean_up_tokenization(std::move(out)) : out;
+  return out;
 }
 
 }  // namespace gpujob::text

@@ -59,6 +59,9 @@ TokenizerConfig read_tokenizer_config(const std::string& model_dir) {
         c.add_eos_token = config["add_eos_token"].get<bool>();
       if (config.contains("clean_up_tokenization_spaces") && config["clean_up_tokenization_spaces"].is_boolean())
         c.clean_up_tokenization_spaces = config["clean_up_tokenization_spaces"].get<bool>();
+      if (config.contains("tokenizer_class") && config["tokenizer_class"].is_string())
+        c.tokenizer_class = config["tokenizer_class"].get<std::string>();
+      if (config.contains("legacy") && config["legacy"].is_boolean()) c.legacy = config["legacy"].get<bool>();
       if (config.contains("chat_template")) {
         const auto& t = config["chat_template"];
         if (t.is_string()) {
@@ -121,26 +124,6 @@ void Tokenizer::resolve_special_tokens() {
     if (id) special_ids_.insert(*id);
   for (const std::string& name : config_.additional_special_tokens)
     if (auto id = lookup(name)) special_ids_.insert(*id);
-}
-
-std::string Tokenizer::clean_up_tokenization(std::string text) {
-  static const std::pair<const char*, const char*> kRules[] = {
-      {" .", "."}, {" ?", "?"}, {" !", "!"}, {" ,", ","}, {" ' ", "'"},
-      {" n't", "n't"}, {" 'm", "'m"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}};
-  for (const auto& [from, to] : kRules) {
-    std::string out;
-    std::size_t pos = 0, flen = std::char_traits<char>::length(from);
-    while (true) {
-      std::size_t hit = text.find(from, pos);
-      if (hit == std::string::npos) break;
-      out.append(text, pos, hit - pos);
-      out += to;
-      pos = hit + flen;
-    }
-    out.append(text, pos, std::string::npos);
-    text = std::move(out);
-  }
-  return text;
 }
 
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir) {

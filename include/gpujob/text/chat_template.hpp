@@ -49,6 +49,9 @@ class ChatTemplate {
   std::string name_;
   std::string default_system_;
   bool date_from_clock_ = false;  // Llama 3.2+: today's date (strftime_now) instead of 26 Jul 2024
+  // Early ChatML templates without add_generation_prompt: each user turn ends by opening the
+  // assistant turn, and assistant turns are their content plus <|im_end|>.
+  bool user_opens_assistant_ = false;
 };
 
 // render_chat(tokenizer, messages, options): the tokenizer's template with its BOS token filled in.

@@ -28,7 +28,10 @@ struct AddedToken {
 struct TokenizerConfig {
   std::string bos_token, eos_token, pad_token, unk_token;  // empty when not set
   std::optional<bool> add_bos_token, add_eos_token;        // unset: the file did not say
+  // Read for completeness: transformers 5 no longer applies it in decode, so neither does gpujob.
   bool clean_up_tokenization_spaces = false;
+  std::string tokenizer_class;  // e.g. "LlamaTokenizer"; empty when not given
+  std::optional<bool> legacy;   // Llama-style SentencePiece handling of spaces after special tokens
   std::string chat_template;  // Jinja source, empty when the checkpoint has none
   std::vector<std::string> additional_special_tokens;
   std::map<int32_t, AddedToken> added_tokens;  // added_tokens_decoder and added_tokens.json
@@ -69,8 +72,6 @@ class Tokenizer {
   explicit Tokenizer(TokenizerConfig config) : config_(std::move(config)) {}
   // Resolves bos/eos/pad/unk names and the special set once the vocabulary is known.
   void resolve_special_tokens();
-  // HF's clean_up_tokenization (" ." -> ".", " n't" -> "n't", ...), applied when configured.
-  static std::string clean_up_tokenization(std::string text);
 
   TokenizerConfig config_;
   std::optional<int32_t> bos_id_, eos_id_, pad_id_, unk_id_;
