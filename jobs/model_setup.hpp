@@ -1,0 +1,24 @@
+// Model setup shared by the jobs: config dtype/device to libtorch, and loading a rank's decoder
+// on the GPU its role was given, within the role's memory fraction.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <memory>
+
+#include "gpujob/config/run_config.hpp"
+#include "gpujob/model/decoder.hpp"
+
+namespace gpujob::jobs {
+
+at::ScalarType to_scalar_type(config::DType dtype);
+
+// Whether `settings` runs on CUDA here (automatic: when this process sees a GPU).
+bool wants_cuda(const config::ModelSettings& settings);
+
+// Binds the process to `gpu` (node-local id; ignored on CPU) with `memory_fraction`, then loads
+// the model there. One shard unless `load` says otherwise.
+std::unique_ptr<model::Decoder> load_decoder(const config::ModelSettings& settings, int gpu,
+                                             double memory_fraction, model::LoadOptions load = {});
+
+}  // namespace gpujob::jobs
