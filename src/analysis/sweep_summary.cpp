@@ -130,8 +130,10 @@ std::string sweep_plot_svg(const std::vector<SweepCell>& cells, const std::strin
   low = std::max(0.0, std::floor(low * 10) / 10);
   const double high = 1.0;
   const int first = layers.front(), last = layers.back();
+  // Layers sit inside the frame (5% margin on each side), not on its edges.
   const auto x_of = [&](int layer) {
-    return last == first ? left + plot_w / 2 : left + plot_w * (layer - first) / static_cast<double>(last - first);
+    return last == first ? left + plot_w / 2
+                         : left + plot_w * (0.05 + 0.9 * (layer - first) / static_cast<double>(last - first));
   };
   const auto y_of = [&](double v) { return top + plot_h * (high - std::clamp(v, low, high)) / (high - low); };
   static const char* const kColors[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"};
@@ -176,11 +178,14 @@ std::string sweep_plot_svg(const std::vector<SweepCell>& cells, const std::strin
     }
     std::sort(line.begin(), line.end(), [](const SweepCell* a, const SweepCell* b) { return a->layer < b->layer; });
     std::string points;
-    for (const auto* c : line) points += fixed(x_of(c->layer), 1) + "," + fixed(y_of(c->result.mean_auroc), 1) + " ";
+    const double shift = 4.0 * (static_cast<double>(pi) - 0.5 * static_cast<double>(positions.size() - 1));
+    for (const auto* c : line) points += fixed(x_of(c->layer) + shift, 1) + "," + fixed(y_of(c->result.mean_auroc), 1) + " ";
     s += "<g stroke=\"" + color + "\" fill=\"" + color + "\">\n";
     s += "<polyline points=\"" + points + "\" fill=\"none\" stroke-width=\"2\"/>\n";
+    // Error bars of different positions at one layer are shifted apart so they stay readable.
+    const double dodge = 4.0 * (static_cast<double>(pi) - 0.5 * static_cast<double>(positions.size() - 1));
     for (const auto* c : line) {
-      const double x = x_of(c->layer), y = y_of(c->result.mean_auroc);
+      const double x = x_of(c->layer) + dodge, y = y_of(c->result.mean_auroc);
       const double y_lo = y_of(c->result.mean_auroc - c->result.std_auroc), y_hi = y_of(c->result.mean_auroc + c->result.std_auroc);
       s += "<line x1=\"" + fixed(x, 1) + "\" x2=\"" + fixed(x, 1) + "\" y1=\"" + fixed(y_lo, 1) + "\" y2=\"" + fixed(y_hi, 1) + "\"/>\n";
       s += "<line x1=\"" + fixed(x - 4, 1) + "\" x2=\"" + fixed(x + 4, 1) + "\" y1=\"" + fixed(y_lo, 1) + "\" y2=\"" + fixed(y_lo, 1) + "\"/>\n";
