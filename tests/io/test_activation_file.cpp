@@ -2,6 +2,7 @@
 #include "catch.hpp"
 
 #include "activation_fixture.hpp"
+#include "temp_dir.hpp"
 #include "gpujob/util/error.hpp"
 
 #include <cstdlib>
@@ -18,6 +19,23 @@ void write_my_chunks(ActivationFile& file, const ActivationFileSpec& spec, const
   for (int64_t c = 0; c < kNumChunks; ++c) {
     if (c % mpi_size() == mpi_rank() && !skip.count(c)) write_chunk(file, spec, c);
   }
+}
+
+// Checks the file as a Python user reads it, when python3 with h5py is installed.
+void check_with_h5py(const std::string& path, const char* dtype, bool string_ids) {
+  std::string python;
+  for (const char* candidate : {"python3", "/usr/bin/python3"}) {
+    if (std::system((std::string(candidate) + " -c 'import h5py' > /dev/null 2>&1").c_str()) == 0) {
+      python = candidate;
+      break;
+    }
+  }
+  if (python.empty()) {
+    WARN("python3 with h5py not found: skipping the h5py check of " << path);
+    return;
+  }
+  const std::string script = source_dir() + "/tests/io/check_activation_file_h5py.py";
+  CHECK(std::system((python + " " + script + " " + path + " " + dtype + " " + (string_ids ? "1" : "0")).c_str()) == 0);
 }
 
 bool h5dump_header_ok(const std::string& path) {
@@ -74,6 +92,7 @@ TEST_CASE("ranks write disjoint rows into one file that reads back exactly") {
       strings.subject = {"only one"};
       REQUIRE_THROWS_WITH(write_sample_strings(path, strings), Catch::Contains("/samples/subject: 1 values for 7 samples"));
       CHECK(h5dump_header_ok(path));
+      check_with_h5py(path, "float32", string_ids);
     }
     MPI_Barrier(MPI_COMM_WORLD);
   }
@@ -107,6 +126,7 @@ TEST_CASE("float16 files store half precision and read back as float32") {
     REQUIRE(h5dump_header_ok(path));
     const auto dump = gpujob::io::read_text_file(path + ".dump");
     CHECK(dump.find("16-bit little-endian floating-point") != std::string::npos);
+    check_with_h5py(path, "float16", false);
   }
   MPI_Barrier(MPI_COMM_WORLD);
 }
