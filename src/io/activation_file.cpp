@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <fcntl.h>
@@ -260,7 +261,11 @@ ActivationFile ActivationFile::create(const std::string& path, const ActivationF
   for (const auto& [name, value] : spec.int_attributes) write_int_attribute(file, name, value, path);
   write_string_attribute(file, "config_fingerprint", spec.fingerprint, path);
   write_string_attribute(file, "gpujob_version", GPUJOB_VERSION, path);
-  write_string_attribute(file, "creation_time", utc_now(), path);
+  // Metadata writes must carry the same bytes on every rank: rank 0's clock decides.
+  char created[32] = {0};
+  if (s->rank == 0) std::snprintf(created, sizeof created, "%s", utc_now().c_str());
+  MPI_CHECK(MPI_Bcast(created, sizeof created, MPI_CHAR, 0, comm), path, ": broadcast");
+  write_string_attribute(file, "creation_time", created, path);
   write_string_attribute(file, "dtype", dtype_name(spec.dtype), path);
   write_int_attribute(file, "num_samples", n, path);
   write_int_attribute(file, "hidden_size", spec.hidden_size, path);

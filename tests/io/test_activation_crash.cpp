@@ -3,6 +3,7 @@
 #include "catch.hpp"
 
 #include "activation_fixture.hpp"
+#include "gpujob/io/jsonl.hpp"
 
 #include <csignal>
 #include <cstring>
@@ -45,24 +46,45 @@ TEST_CASE("crash child", "[.crash_child]") {
   std::raise(SIGKILL);
 }
 
-TEST_CASE("after SIGKILL the file opens, keeps its recorded chunks, and resumes to the full result") {
-  char pattern[] = "/tmp/gpujob-crash-XXXXXX";
-  const std::string dir = ::mkdtemp(pattern);
-  const std::string path = dir + "/run.h5";
-  const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
+// Started by the second test below: records every chunk, then rewrites the rows of the last one
+// (same values) until it is killed from outside, in the middle of a write.
+TEST_CASE("busy child", "[.busy_child]") {
+  const char* path = std::getenv("GPUJOB_CRASH_TEST_FILE");
+  REQUIRE(path);
+  ensure_mpi();
+  const auto spec = small_spec(true);
+  auto file = ActivationFile::create(path, spec, MPI_COMM_SELF);
+  for (int64_t c = 0; c < kNumChunks; ++c) write_chunk(file, spec, c);
+  for (;;) write_chunk(file, spec, 3, false);
+}
 
+namespace {
+
+// Runs this executable with only the hidden test `tag`, writing `path`.
+pid_t start_child(const std::string& tag, const std::string& path) {
+  const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
   const pid_t child = ::fork();
-  REQUIRE(child >= 0);
   if (child == 0) {
     auto env = child_environment(path);
     std::vector<char*> envp;
     for (auto& e : env) envp.push_back(e.data());
     envp.push_back(nullptr);
-    char tag[] = "[.crash_child]";
-    char* argv[] = {const_cast<char*>(self.c_str()), tag, nullptr};
+    std::string tag_arg = tag;
+    char* argv[] = {const_cast<char*>(self.c_str()), tag_arg.data(), nullptr};
     ::execve(self.c_str(), argv, envp.data());
     std::_Exit(127);
   }
+  return child;
+}
+
+}  // namespace
+
+TEST_CASE("after SIGKILL the file opens, keeps its recorded chunks, and resumes to the full result") {
+  char pattern[] = "/tmp/gpujob-crash-XXXXXX";
+  const std::string dir = ::mkdtemp(pattern);
+  const std::string path = dir + "/run.h5";
+  const pid_t child = start_child("[.crash_child]", path);
+  REQUIRE(child > 0);
   int status = 0;
   REQUIRE(::waitpid(child, &status, 0) == child);
   REQUIRE(WIFSIGNALED(status));
@@ -88,5 +110,32 @@ TEST_CASE("after SIGKILL the file opens, keeps its recorded chunks, and resumes 
   CHECK(inspect_activation_file(path).complete);
   CHECK(read_sample_ids(path) == spec.sample_ids);
   CHECK(std::system(("h5dump " + path + " > /dev/null").c_str()) == 0);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("a writer killed from outside in the middle of writing rows leaves a consistent file") {
+  char pattern[] = "/tmp/gpujob-crash-XXXXXX";
+  const std::string dir = ::mkdtemp(pattern);
+  const std::string path = dir + "/busy.h5";
+  const pid_t child = start_child("[.busy_child]", path);
+  REQUIRE(child > 0);
+  // Wait until every chunk is recorded, let it rewrite for a moment, then kill -9.
+  for (int i = 0; i < 600 && gpujob::io::read_jsonl_if_exists(progress_path(path)).size() < kNumChunks; ++i) ::usleep(50000);
+  ::usleep(100000);
+  ::kill(child, SIGKILL);
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  REQUIRE(WIFSIGNALED(status));
+
+  CHECK(std::system(("h5dump -H " + path + " > /dev/null").c_str()) == 0);
+  const auto spec = small_spec(true);
+  ensure_mpi();
+  {
+    auto file = ActivationFile::open_for_resume(path, spec, MPI_COMM_WORLD);
+    CHECK(file.completed_chunks() == std::set<int64_t>{0, 1, 2, 3});
+    CHECK_FALSE(file.complete());
+    file.finalize();
+  }
+  CHECK(count_mismatches(path, spec, {0, 1, 2, 3}) == 0);
   std::filesystem::remove_all(dir);
 }
