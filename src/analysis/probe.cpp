@@ -95,7 +95,8 @@ ProbeResult cross_validate_probe(const at::Tensor& features, const std::vector<i
     const at::Tensor x_train = X.index_select(0, train_index);
     // Standardize with the training part only, so nothing of the held-out fold leaks in.
     const at::Tensor mean = x_train.mean(0);
-    at::Tensor scale = x_train.std(0, /*unbiased=*/false);
+    // Population standard deviation, spelled out: the std() overloads differ across libtorch versions.
+    at::Tensor scale = at::sqrt((x_train - mean).pow(2).mean(0));
     scale = at::where(scale > 1e-12, scale, at::ones_like(scale));
     const auto model = fit_logistic_regression((x_train - mean) / scale, y.index_select(0, train_index), options.regression);
     result.converged = result.converged && model.converged;
