@@ -28,7 +28,10 @@ BpeModel::BpeModel(const nlohmann::json& spec, const std::string& where) {
     id_to_token_[id] = it.key();
   }
   const auto& merges = spec.at("merges");
-  merges_.reserve(merges.size());
+  std::size_t slots = 16;
+  while (slots < merges.size() * 2) slots *= 2;
+  merge_slots_.assign(slots, MergeSlot{});
+  merge_mask_ = slots - 1;
   int32_t rank = 0;
   for (const auto& m : merges) {
     std::string left, right;
@@ -49,7 +52,10 @@ BpeModel::BpeModel(const nlohmann::json& spec, const std::string& where) {
       ++rank;
       continue;
     }
-    merges_.emplace(pair_key(a->second, b->second), Merge{rank++, c->second});
+    uint64_t key = pair_key(a->second, b->second);
+    std::size_t slot = mix(key) & merge_mask_;
+    while (merge_slots_[slot].key != kEmptyKey && merge_slots_[slot].key != key) slot = (slot + 1) & merge_mask_;
+    merge_slots_[slot] = MergeSlot{key, Merge{rank++, c->second}};  // a repeated pair: the last wins, as in HF
   }
   if (spec.contains("unk_token") && spec["unk_token"].is_string()) {
     auto it = vocab_.find(spec["unk_token"].get<std::string>());
@@ -60,6 +66,12 @@ BpeModel::BpeModel(const nlohmann::json& spec, const std::string& where) {
   fuse_unk_ = spec.value("fuse_unk", false);
   byte_fallback_ = spec.value("byte_fallback", false);
   ignore_merges_ = spec.value("ignore_merges", false);
+  char_ids_.assign(0x10000, -1);
+  for (const auto& [token, id] : vocab_) {
+    std::size_t pos = 0;
+    char32_t cp = next_code_point(token, pos);
+    if (pos == token.size() && cp < 0x10000 && is_valid_utf8(token)) char_ids_[cp] = id;
+  }
   for (int b = 0; b < 256; ++b) {
     char name[8];
     std::snprintf(name, sizeof(name), "<0x%02X>", b);
@@ -125,9 +137,14 @@ void BpeModel::merge_word(std::string_view word, std::vector<int32_t>& out) cons
   std::string ch;
   for (std::size_t pos = 0; pos < word.size();) {
     std::size_t start = pos;
-    next_code_point(word, pos);
+    char32_t cp = next_code_point(word, pos);
+    if (cp < 0x10000 && char_ids_[cp] >= 0 && !(cp == 0xFFFD && pos - start != 3)) {
+      push(char_ids_[cp]);
+      last_was_unk = false;
+      continue;
+    }
     ch.assign(word.substr(start, pos - start));
-    auto it = vocab_.find(ch);
+    auto it = cp < 0x10000 ? vocab_.end() : vocab_.find(ch);
     if (it != vocab_.end()) {
       push(it->second);
       last_was_unk = false;
@@ -157,9 +174,8 @@ void BpeModel::merge_word(std::string_view word, std::vector<int32_t>& out) cons
     if (left < 0) return;
     int32_t right = symbols[left].next;
     if (right < 0) return;
-    auto it = merges_.find(pair_key(symbols[left].id, symbols[right].id));
-    if (it != merges_.end())
-      queue.push({it->second.rank, left, symbols[right].id, symbols[left].id, it->second.result});
+    if (const Merge* m = find_merge(symbols[left].id, symbols[right].id))
+      queue.push({m->rank, left, symbols[right].id, symbols[left].id, m->result});
   };
   for (int32_t i = 0; i + 1 < static_cast<int32_t>(symbols.size()); ++i) consider(i);
   while (!queue.empty()) {

@@ -146,11 +146,11 @@ std::string HfTokenizer::id_to_token(int32_t id) const {
 
 void HfTokenizer::encode_text(std::string_view text, bool at_start, std::vector<int32_t>& out) const {
   std::string normalized = normalizer_->empty() ? std::string(text) : normalizer_->normalize(text);
-  std::vector<PreToken> words;
+  thread_local WordList words;  // reused: splitting then allocates nothing per word
   auto pre_tokenize = [&](std::string_view piece, bool piece_at_start) {
     words.clear();
     pre_tokenizer_->split(piece, piece_at_start, words);
-    for (const PreToken& w : words) model_->encode_word(w.text, out);
+    for (std::size_t i = 0; i < words.size(); ++i) model_->encode_word(words[i], out);
   };
   if (normalized_added_->empty()) {
     pre_tokenize(normalized, at_start);

@@ -5,24 +5,32 @@
 #include "gpujob/text/byte_level.hpp"
 #include "gpujob/text/regex.hpp"
 #include "gpujob/text/utf8.hpp"
+#include "gpujob/text/word_patterns.hpp"
 #include "gpujob/util/error.hpp"
 
 namespace gpujob::text {
 
 namespace {
-// GPT-2's word regex, which ByteLevel uses when use_regex is true.
-const char* kGpt2Pattern = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
-
 struct Span {
   std::size_t begin, end;
   bool is_match;
 };
 
+const WordPattern kKnownPatterns[] = {WordPattern::kGpt2, WordPattern::kLlama3, WordPattern::kQwen2};
+
+const WordPattern* known_pattern(const std::string& regex) {
+  auto p = recognize_word_pattern(regex);
+  return p ? &kKnownPatterns[static_cast<int>(*p)] : nullptr;
+}
+
 // The text cut into alternating match / non-match spans (non-empty only).
-std::vector<Span> spans_of(const Regex& regex, std::string_view text, bool invert) {
+std::vector<Span> spans_of(const Regex& regex, const WordPattern* known, std::string_view text, bool invert) {
   std::vector<Span> spans;
   std::size_t pos = 0;
-  for (auto [b, e] : regex.find_all(text)) {
+  std::vector<std::pair<std::size_t, std::size_t>> matches;
+  if (known) find_words(*known, text, matches);
+  else matches = regex.find_all(text);
+  for (auto [b, e] : matches) {
     if (b > pos) spans.push_back({pos, b, invert});
     spans.push_back({b, e, !invert});
     pos = e;
@@ -51,6 +59,7 @@ void PreTokenizer::add(const nlohmann::json& spec, const std::string& where) {
     const auto& pattern = spec.at("pattern");
     if (pattern.contains("String")) s.pattern = std::make_shared<Regex>(pattern["String"].get<std::string>(), true);
     else s.pattern = std::make_shared<Regex>(pattern.at("Regex").get<std::string>());
+    if (pattern.contains("Regex")) s.known = known_pattern(pattern["Regex"].get<std::string>());
     const std::string behavior = spec.at("behavior").get<std::string>();
     if (behavior == "Removed") s.behavior = Behavior::kRemoved;
     else if (behavior == "Isolated") s.behavior = Behavior::kIsolated;
@@ -62,7 +71,10 @@ void PreTokenizer::add(const nlohmann::json& spec, const std::string& where) {
   } else if (type == "ByteLevel") {
     s.kind = Kind::kByteLevel;
     s.add_prefix_space = spec.value("add_prefix_space", false);
-    if (spec.value("use_regex", true)) s.pattern = std::make_shared<Regex>(kGpt2Pattern);
+    if (spec.value("use_regex", true)) {
+      s.pattern = std::make_shared<Regex>(gpt2_word_regex());
+      s.known = known_pattern(gpt2_word_regex());
+    }
     byte_level_ = true;
   } else if (type == "Metaspace") {
     s.kind = Kind::kMetaspace;
@@ -83,6 +95,32 @@ void PreTokenizer::add(const nlohmann::json& spec, const std::string& where) {
          "' is not supported (expected Split, ByteLevel, Metaspace, Digits or Sequence)");
   }
   steps_.push_back(std::move(s));
+  const auto& st = steps_;
+  auto plain_byte_level = [](const Step& b) { return b.kind == Kind::kByteLevel && !b.add_prefix_space; };
+  fast_byte_level_ =
+      (st.size() == 1 && plain_byte_level(st[0]) && st[0].pattern) ||
+      (st.size() == 2 && st[0].kind == Kind::kSplit && st[0].behavior == Behavior::kIsolated && !st[0].invert &&
+       plain_byte_level(st[1]) && !st[1].pattern);
+}
+
+void PreTokenizer::split(std::string_view text, bool at_start, WordList& out) const {
+  if (!fast_byte_level_) {
+    std::vector<PreToken> words;
+    split(text, at_start, words);
+    for (const PreToken& w : words) {
+      std::size_t b = out.buffer.size();
+      out.buffer += w.text;
+      out.ranges.emplace_back(b, out.buffer.size());
+    }
+    return;
+  }
+  // Words are the Isolated spans of the one regex; each is mapped to byte-level stand-ins.
+  const Step& split_step = steps_[0];
+  for (const Span& sp : spans_of(*split_step.pattern, split_step.known, text, false)) {
+    std::size_t b = out.buffer.size();
+    byte_level_encode(text.substr(sp.begin, sp.end - sp.begin), out.buffer);
+    out.ranges.emplace_back(b, out.buffer.size());
+  }
 }
 
 void PreTokenizer::split(std::string_view text, bool at_start, std::vector<PreToken>& out) const {
@@ -139,14 +177,14 @@ void PreTokenizer::apply(const Step& step, std::vector<PreToken>& pieces) const 
     switch (step.kind) {
       case Kind::kSplit:
       case Kind::kDigits:
-        emit_spans(piece, spans_of(*step.pattern, piece.text, step.invert),
+        emit_spans(piece, spans_of(*step.pattern, step.known, piece.text, step.invert),
                    step.kind == Kind::kDigits ? Behavior::kIsolated : step.behavior);
         break;
       case Kind::kByteLevel: {
         if (step.add_prefix_space && (piece.text.empty() || piece.text[0] != ' ')) piece.text.insert(0, " ");
         std::vector<PreToken> words;
         if (step.pattern) {
-          for (const Span& sp : spans_of(*step.pattern, piece.text, false))
+          for (const Span& sp : spans_of(*step.pattern, step.known, piece.text, false))
             words.push_back({piece.text.substr(sp.begin, sp.end - sp.begin), piece.at_start && sp.begin == 0});
         } else {
           words.push_back(std::move(piece));
@@ -171,7 +209,7 @@ void PreTokenizer::apply(const Step& step, std::vector<PreToken>& pieces) const 
           t.insert(0, step.replacement);
         PreToken replaced{std::move(t), piece.at_start};
         if (step.split) {
-          emit_spans(replaced, spans_of(*step.pattern, replaced.text, false), Behavior::kMergedWithNext);
+          emit_spans(replaced, spans_of(*step.pattern, nullptr, replaced.text, false), Behavior::kMergedWithNext);
         } else {
           next.push_back(std::move(replaced));
         }

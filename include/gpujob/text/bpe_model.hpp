@@ -40,10 +40,33 @@ class BpeModel {
     return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
   }
   void merge_word(std::string_view word, std::vector<int32_t>& out) const;
+  // The merge of (a, b), or nullptr. Open addressing keeps a lookup at about one cache miss.
+  const Merge* find_merge(int32_t a, int32_t b) const {
+    uint64_t key = pair_key(a, b);
+    for (std::size_t slot = mix(key) & merge_mask_;; slot = (slot + 1) & merge_mask_) {
+      const MergeSlot& s = merge_slots_[slot];
+      if (s.key == key) return &s.merge;
+      if (s.key == kEmptyKey) return nullptr;
+    }
+  }
+  static uint64_t mix(uint64_t x) {  // splitmix64 finalizer: spreads (a, b) pairs over the table
+    x ^= x >> 30;
+    x *= 0xBF58476D1CE4E5B9ull;
+    x ^= x >> 27;
+    x *= 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+  }
+  static constexpr uint64_t kEmptyKey = ~0ull;
+  struct MergeSlot {
+    uint64_t key = kEmptyKey;
+    Merge merge{0, 0};
+  };
 
   std::unordered_map<std::string, int32_t> vocab_;
   std::vector<std::string> id_to_token_;
-  std::unordered_map<uint64_t, Merge> merges_;
+  std::vector<MergeSlot> merge_slots_;  // power-of-two size, at most half full
+  std::size_t merge_mask_ = 0;
+  std::vector<int32_t> char_ids_;       // id of each single-character token below U+10000, -1 if none
   std::optional<int32_t> unk_id_;
   bool fuse_unk_ = false;
   bool byte_fallback_ = false;

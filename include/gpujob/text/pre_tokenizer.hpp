@@ -12,12 +12,27 @@
 namespace gpujob::text {
 
 class Regex;
+enum class WordPattern;
 
 // One piece of pre-tokenized text. `at_start` is true only for a piece that begins at the first
 // byte of the whole input (Metaspace's prepend_scheme "first" looks at it).
 struct PreToken {
   std::string text;
   bool at_start = false;
+};
+
+// The words of one piece of text, stored back to back so that splitting allocates nothing per word.
+struct WordList {
+  std::string buffer;
+  std::vector<std::pair<std::size_t, std::size_t>> ranges;  // [begin, end) in buffer
+  void clear() {
+    buffer.clear();
+    ranges.clear();
+  }
+  std::size_t size() const { return ranges.size(); }
+  std::string_view operator[](std::size_t i) const {
+    return std::string_view(buffer).substr(ranges[i].first, ranges[i].second - ranges[i].first);
+  }
 };
 
 class PreTokenizer {
@@ -31,6 +46,8 @@ class PreTokenizer {
 
   // Splits one normalized piece of text into words (appended to `out`).
   void split(std::string_view text, bool at_start, std::vector<PreToken>& out) const;
+  // The same into a WordList, with a fast path for the usual byte-level pipelines.
+  void split(std::string_view text, bool at_start, WordList& out) const;
 
   // Whether a ByteLevel step maps bytes to GPT-2's printable stand-ins.
   bool byte_level() const { return byte_level_; }
@@ -42,6 +59,7 @@ class PreTokenizer {
   struct Step {
     Kind kind;
     std::shared_ptr<Regex> pattern;  // Split; ByteLevel with use_regex
+    const WordPattern* known = nullptr;  // hand-written equivalent of `pattern`, when there is one
     Behavior behavior = Behavior::kIsolated;
     bool invert = false;
     bool add_prefix_space = false;   // ByteLevel
@@ -54,6 +72,7 @@ class PreTokenizer {
   void apply(const Step& step, std::vector<PreToken>& pieces) const;
   std::vector<Step> steps_;
   bool byte_level_ = false;
+  bool fast_byte_level_ = false;  // [Split(Isolated)] + ByteLevel without regex, or ByteLevel with regex
 };
 
 }  // namespace gpujob::text
