@@ -339,11 +339,15 @@ ActivationFile ActivationFile::open_for_resume(const std::string& path, const Ac
                  ", ", spec.hidden_size, "]", advice);
   }
   s->open_progress();
-  for (const auto& rec : read_jsonl_if_exists(progress_path(path))) {
+  // A garbled line (a file system that does not keep O_APPEND writes whole) only means that its
+  // chunk is redone: skip it rather than refuse to resume.
+  for (const auto& rec : read_jsonl_if_exists(progress_path(path), true)) {
     const auto& v = rec.value;
-    if (v.contains("complete")) continue;
-    GPUJOB_CHECK(v.contains("chunk") && v["chunk"].is_number_integer(), progress_path(path), ":", rec.line,
-                 ": key \"chunk\": expected an integer");
+    if (!v.is_object() || v.contains("complete")) continue;
+    if (!v.contains("chunk") || !v["chunk"].is_number_integer()) {
+      spdlog::warn("{}:{}: skipping a record without an integer \"chunk\"", progress_path(path), rec.line);
+      continue;
+    }
     GPUJOB_CHECK(v.value("fingerprint", std::string()) == spec.fingerprint, progress_path(path), ":", rec.line,
                  ": records a chunk of another configuration", advice);
     s->completed_chunks.insert(v["chunk"].get<int64_t>());

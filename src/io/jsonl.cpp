@@ -23,7 +23,7 @@ std::string first_line(const std::string& s) {
   return end == std::string::npos ? s : s.substr(0, end);
 }
 
-std::vector<JsonlRecord> parse_jsonl_text(const std::string& path, const std::string& text) {
+std::vector<JsonlRecord> parse_jsonl_text(const std::string& path, const std::string& text, bool skip_invalid) {
   std::vector<JsonlRecord> records;
   size_t begin = 0;
   int64_t line = 0;
@@ -45,6 +45,10 @@ std::vector<JsonlRecord> parse_jsonl_text(const std::string& path, const std::st
         spdlog::warn("{}:{}: ignoring a torn last line ({} bytes, no newline): the write was interrupted",
                      path, line, content.size());
         break;
+      }
+      if (skip_invalid) {
+        spdlog::warn("{}:{}: skipping a line that is not valid JSON", path, line);
+        continue;
       }
       fail_at(path, line, "invalid JSON: " + first_line(e.what()));
     }
@@ -72,13 +76,13 @@ std::string read_text_file(const std::string& path) {
 }
 
 std::vector<JsonlRecord> read_jsonl(const std::string& path) {
-  return parse_jsonl_text(path, read_text_file(path));
+  return parse_jsonl_text(path, read_text_file(path), false);
 }
 
-std::vector<JsonlRecord> read_jsonl_if_exists(const std::string& path) {
+std::vector<JsonlRecord> read_jsonl_if_exists(const std::string& path, bool skip_invalid) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0 && errno == ENOENT) return {};
-  return read_jsonl(path);
+  return parse_jsonl_text(path, read_text_file(path), skip_invalid);
 }
 
 JsonlAppender::JsonlAppender(const std::string& path, bool repair_torn_tail) : path_(path) {

@@ -49,6 +49,15 @@ TEST_CASE("a torn last line (no newline) is ignored, a complete invalid last lin
   REQUIRE_THROWS_WITH(read_jsonl(bad), Catch::StartsWith(bad + ":2: invalid JSON"));
 }
 
+TEST_CASE("read_jsonl_if_exists can skip invalid lines") {
+  TempDir dir;
+  const auto path = dir.write("p.jsonl", "{\"a\": 1}\n{\"a\": \n{\"a\": 3}\n");
+  REQUIRE_THROWS(gpujob::io::read_jsonl_if_exists(path));
+  const auto rows = gpujob::io::read_jsonl_if_exists(path, true);
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[1].line == 3);
+}
+
 TEST_CASE("the appender writes durable lines and repairs a torn tail before appending") {
   TempDir dir;
   const auto path = dir.file("log.jsonl");

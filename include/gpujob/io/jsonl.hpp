@@ -20,8 +20,10 @@ struct JsonlRecord {
 // the middle of an append leaves), which is skipped with a warning.
 std::vector<JsonlRecord> read_jsonl(const std::string& path);
 
-// Like read_jsonl, but a missing file is an empty result instead of an error.
-std::vector<JsonlRecord> read_jsonl_if_exists(const std::string& path);
+// Like read_jsonl, but a missing file is an empty result instead of an error, and with
+// `skip_invalid` every line that does not parse is skipped with a warning (for records where a
+// lost line only means redoing work, such as chunk progress).
+std::vector<JsonlRecord> read_jsonl_if_exists(const std::string& path, bool skip_invalid = false);
 
 // "path:line: key "name": message" helpers for field checks on a JsonlRecord.
 [[noreturn]] void fail_at(const std::string& path, int64_t line, const std::string& message);
