@@ -1,0 +1,112 @@
+// Layer capture and pooling.
+#include "gpujob/model/capture.hpp"
+
+#include "gpujob/util/error.hpp"
+
+#include <ATen/core/grad_mode.h>
+
+#include <algorithm>
+
+namespace gpujob::model {
+
+Pooling parse_pooling(const std::string& name) {
+  if (name == "last") return Pooling::kLast;
+  if (name == "first") return Pooling::kFirst;
+  if (name == "middle") return Pooling::kMiddle;
+  if (name == "mean") return Pooling::kMean;
+  if (name == "all") return Pooling::kAll;
+  fail("position \"", name, "\" is not one of last, first, middle, mean, all");
+}
+
+const char* pooling_name(Pooling pooling) {
+  switch (pooling) {
+    case Pooling::kLast: return "last";
+    case Pooling::kFirst: return "first";
+    case Pooling::kMiddle: return "middle";
+    case Pooling::kMean: return "mean";
+    case Pooling::kAll: return "all";
+  }
+  return "?";
+}
+
+CaptureResult forward_capture(const Decoder& decoder,
+                              const std::vector<std::vector<int64_t>>& sequences,
+                              const CaptureRequest& request) {
+  at::NoGradGuard no_grad;
+  const auto& config = decoder.config();
+  GPUJOB_CHECK(request.out_dtype == at::kFloat || request.out_dtype == at::kHalf,
+               "capture: output dtype must be float32 or float16");
+  ForwardRequest forward_request;
+  for (int64_t layer : request.layers) {
+    GPUJOB_CHECK(layer >= 0 && layer < config.num_layers, config.source, ": layer ", layer,
+                 " does not exist (the model has layers 0..", config.num_layers - 1, ")");
+    forward_request.hidden_indices.push_back(layer + 1);
+  }
+  CaptureResult result;
+  int64_t offset = 0;
+  for (const auto& s : sequences) {
+    result.num_tokens.push_back(static_cast<int64_t>(s.size()));
+    result.token_offset.push_back(offset);
+    offset += static_cast<int64_t>(s.size());
+  }
+  if (sequences.empty()) return result;
+  const TokenBatch batch = TokenBatch::from_sequences(sequences);
+  ForwardOutput out = decoder.forward(batch, forward_request);
+
+  // Mask of the tokens that count for kMean: real (not padding) and not special.
+  at::Tensor counted = at::zeros(batch.input_ids.sizes(), at::kFloat);
+  {
+    auto ids = batch.input_ids.accessor<int64_t, 2>();
+    auto acc = counted.accessor<float, 2>();
+    const auto& special = request.special_token_ids;
+    for (int64_t b = 0; b < static_cast<int64_t>(sequences.size()); ++b) {
+      int64_t kept = 0;
+      for (int64_t i = 0; i < batch.lengths[b]; ++i) {
+        const bool is_special = std::find(special.begin(), special.end(), ids[b][i]) != special.end();
+        acc[b][i] = is_special ? 0.f : 1.f;
+        kept += is_special ? 0 : 1;
+      }
+      if (kept == 0)  // only special tokens: average them all rather than return nothing
+        for (int64_t i = 0; i < batch.lengths[b]; ++i) acc[b][i] = 1.f;
+    }
+  }
+  const int64_t B = static_cast<int64_t>(sequences.size());
+  auto pick = [&](auto index_of) {
+    std::vector<int64_t> idx(B);
+    for (int64_t b = 0; b < B; ++b) idx[b] = b * batch.input_ids.size(1) + index_of(batch.lengths[b]);
+    return at::tensor(idx, at::kLong);
+  };
+  const at::Tensor last = pick([](int64_t n) { return n - 1; });
+  const at::Tensor first = pick([](int64_t) { return int64_t{0}; });
+  const at::Tensor middle = pick([](int64_t n) { return (n - 1) / 2; });
+  std::vector<int64_t> all_idx;
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t i = 0; i < batch.lengths[b]; ++i) all_idx.push_back(b * batch.input_ids.size(1) + i);
+  const at::Tensor all = at::tensor(all_idx, at::kLong);
+
+  for (const at::Tensor& hidden : out.hidden) {
+    // float32 on the host: pooling (the mean in particular) is done at full precision.
+    at::Tensor h = hidden.to(at::kCPU).to(at::kFloat);
+    at::Tensor flat = h.reshape({-1, h.size(-1)});
+    std::vector<at::Tensor> per_position;
+    for (Pooling p : request.positions) {
+      at::Tensor pooled;
+      switch (p) {
+        case Pooling::kLast: pooled = flat.index_select(0, last); break;
+        case Pooling::kFirst: pooled = flat.index_select(0, first); break;
+        case Pooling::kMiddle: pooled = flat.index_select(0, middle); break;
+        case Pooling::kAll: pooled = flat.index_select(0, all); break;
+        case Pooling::kMean: {
+          at::Tensor w = counted.unsqueeze(-1);
+          pooled = (h * w).sum(1) / w.sum(1);
+          break;
+        }
+      }
+      per_position.push_back(pooled.to(request.out_dtype).contiguous());
+    }
+    result.activations.push_back(std::move(per_position));
+  }
+  return result;
+}
+
+}  // namespace gpujob::model
