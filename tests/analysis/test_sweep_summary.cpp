@@ -66,5 +66,10 @@ TEST_CASE("sweep summary: table, CSV and SVG plot") {
   if (std::system("python3 -c 'import xml.dom.minidom' > /dev/null 2>&1") == 0) {
     CHECK(std::system(("python3 -c 'import sys, xml.dom.minidom; xml.dom.minidom.parse(sys.argv[1])' " + files.svg).c_str()) == 0);
   }
+  // Rendered by a real SVG renderer, when one is installed.
+  if (std::system("rsvg-convert --version > /dev/null 2>&1") == 0) {
+    CHECK(std::system(("rsvg-convert -o " + dir + "/plot.png " + files.svg).c_str()) == 0);
+    CHECK(std::filesystem::file_size(dir + "/plot.png") > 1000);
+  }
   if (!std::getenv("GPUJOB_KEEP_TEST_OUTPUT")) std::filesystem::remove_all(dir);
 }

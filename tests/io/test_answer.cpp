@@ -23,6 +23,8 @@ TEST_CASE("boxed variants") {
   CHECK(letter("\\boxed{**D**}") == "D");
   CHECK(letter("\\fbox{A}") == "A");
   CHECK(letter("\\boxed{[B]}") == "B");
+  CHECK(letter("\\boxed{\\text{(B)}}") == "B");
+  CHECK(letter("$$\\boxed{\\mathbf{A}}$$") == "A");
   CHECK(parse_answer("\\box{B}").boxed);
 }
 
@@ -38,6 +40,8 @@ TEST_CASE("the last valid boxed answer wins; invalid boxes are skipped") {
 
 TEST_CASE("stated answers when nothing is boxed") {
   CHECK(letter("**Answer: C**") == "C");
+  CHECK(letter("**Answer:** B") == "B");
+  CHECK(letter("Final answer: $D$") == "D");
   CHECK(letter("Answer: (B)") == "B");
   CHECK(letter("The answer is D.") == "D");
   CHECK(letter("the correct answer is option A") == "A");
