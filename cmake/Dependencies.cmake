@@ -51,6 +51,9 @@ endif()
 
 # --- MPI (the C API only).
 find_package(MPI REQUIRED COMPONENTS C)
+# The C API only: otherwise mpi.h pulls in Open MPI's C++ bindings, whose inline members then need
+# libmpi_cxx when an executable links.
+set_property(TARGET MPI::MPI_C APPEND PROPERTY INTERFACE_COMPILE_DEFINITIONS OMPI_SKIP_MPICXX MPICH_SKIP_MPICXX)
 
 # --- Parallel HDF5. The location may be given as HDF5_PARALLEL_INCLUDE_DIR/HDF5_PARALLEL_LIBRARY
 # (cache variables or environment); otherwise Debian's libhdf5-openmpi-dev is looked up.
