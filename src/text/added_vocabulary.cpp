@@ -30,15 +30,25 @@ AddedVocabulary::AddedVocabulary(const std::vector<AddedToken>& tokens, bool nor
     if (t.normalized == normalized_set && !t.content.empty()) tokens_.push_back(t);
   std::stable_sort(tokens_.begin(), tokens_.end(),
                    [](const AddedToken& a, const AddedToken& b) { return a.content.size() > b.content.size(); });
-  for (std::size_t i = 0; i < tokens_.size(); ++i)
+  for (std::size_t i = 0; i < tokens_.size(); ++i) {
     by_first_[static_cast<unsigned char>(tokens_[i].content[0])].push_back(static_cast<int>(i));
+    first_byte_[static_cast<unsigned char>(tokens_[i].content[0])] = true;
+  }
 }
 
 std::vector<TextSegment> AddedVocabulary::split(std::string_view text) const {
   std::vector<TextSegment> out;
+  if (tokens_.empty()) {
+    if (!text.empty()) out.push_back({0, text.size(), -1});
+    return out;
+  }
   std::size_t start_offset = 0;  // end of the previous accepted token
   std::size_t pos = 0;
   while (pos < text.size()) {
+    if (!first_byte_[static_cast<unsigned char>(text[pos])]) {  // most bytes start no token
+      ++pos;
+      continue;
+    }
     const auto& bucket = by_first_[static_cast<unsigned char>(text[pos])];
     const AddedToken* hit = nullptr;
     for (int i : bucket) {  // longest first: the first that matches is the leftmost-longest

@@ -92,6 +92,51 @@ const std::string& BpeModel::id_to_token(int32_t id) const {
   return id_to_token_[id];
 }
 
+namespace {
+uint64_t hash_word(std::string_view word) {  // FNV-1a, never 0 (0 marks an empty slot)
+  uint64_t h = 0xCBF29CE484222325ull;
+  for (unsigned char c : word) h = (h ^ c) * 0x100000001B3ull;
+  return h | 1;
+}
+}  // namespace
+
+bool BpeModel::cache_find(std::string_view word, uint64_t hash, std::vector<int32_t>& out) const {
+  std::shared_lock lock(cache_mutex_);
+  if (cache_slots_.empty()) return false;
+  for (std::size_t slot = (hash >> 7) & (kCacheSlots - 1);; slot = (slot + 1) & (kCacheSlots - 1)) {
+    const CacheSlot& s = cache_slots_[slot];
+    if (s.hash == 0) return false;
+    if (s.hash == hash && s.key_length == word.size() &&
+        std::char_traits<char>::compare(cache_keys_.data() + s.key_offset, word.data(), word.size()) == 0) {
+      out.insert(out.end(), cache_ids_.begin() + s.ids_offset, cache_ids_.begin() + s.ids_offset + s.ids_length);
+      return true;
+    }
+  }
+}
+
+void BpeModel::cache_insert(std::string_view word, uint64_t hash, const int32_t* ids, std::size_t n) const {
+  std::unique_lock lock(cache_mutex_);
+  if (cache_entries_ >= kCacheCapacity) return;
+  if (cache_slots_.empty()) cache_slots_.resize(kCacheSlots);
+  std::size_t slot = (hash >> 7) & (kCacheSlots - 1);
+  for (;; slot = (slot + 1) & (kCacheSlots - 1)) {
+    const CacheSlot& s = cache_slots_[slot];
+    if (s.hash == 0) break;
+    if (s.hash == hash && s.key_length == word.size() &&
+        std::char_traits<char>::compare(cache_keys_.data() + s.key_offset, word.data(), word.size()) == 0)
+      return;  // another thread got there first
+  }
+  CacheSlot& s = cache_slots_[slot];
+  s.hash = hash;
+  s.key_offset = static_cast<uint32_t>(cache_keys_.size());
+  s.key_length = static_cast<uint32_t>(word.size());
+  s.ids_offset = static_cast<uint32_t>(cache_ids_.size());
+  s.ids_length = static_cast<uint32_t>(n);
+  cache_keys_.append(word);
+  cache_ids_.insert(cache_ids_.end(), ids, ids + n);
+  ++cache_entries_;
+}
+
 void BpeModel::encode_word(std::string_view word, std::vector<int32_t>& out) const {
   if (ignore_merges_) {  // Llama 3: a word that is a token is taken whole, whatever the merges say
     auto it = vocab_.find(std::string(word));
@@ -101,23 +146,11 @@ void BpeModel::encode_word(std::string_view word, std::vector<int32_t>& out) con
     }
   }
   const bool cacheable = word.size() <= kCacheMaxWordBytes;
-  std::string key;
-  if (cacheable) {
-    key.assign(word);
-    std::shared_lock lock(cache_mutex_);
-    auto it = cache_.find(key);
-    if (it != cache_.end()) {
-      out.insert(out.end(), it->second.begin(), it->second.end());
-      return;
-    }
-  }
-  std::vector<int32_t> ids;
-  merge_word(word, ids);
-  out.insert(out.end(), ids.begin(), ids.end());
-  if (cacheable) {
-    std::unique_lock lock(cache_mutex_);
-    if (cache_.size() < kCacheCapacity) cache_.emplace(std::move(key), std::move(ids));
-  }
+  const uint64_t hash = cacheable ? hash_word(word) : 0;
+  if (cacheable && cache_find(word, hash, out)) return;
+  const std::size_t before = out.size();
+  merge_word(word, out);
+  if (cacheable) cache_insert(word, hash, out.data() + before, out.size() - before);
 }
 
 void BpeModel::merge_word(std::string_view word, std::vector<int32_t>& out) const {

@@ -654,7 +654,8 @@ def main():
                     traceback.print_exc()
             else:
                 print(f"  skipped real vocabulary {name}: {folder} not found")
-        for name, sub in (("qwen3", "qwen/qwen3-derived"), ("qwen2.5", "qwen/qwen2.5-0.5b")):
+        for name, sub in (("qwen3", "qwen/qwen3-derived"), ("qwen2.5", "qwen/qwen2.5-0.5b"),
+                          ("qwen2", "qwen")):
             path = os.path.join(args.shared, sub, "tokenizer_config.json")
             if os.path.isfile(path):
                 with open(path, encoding="utf-8") as f:

@@ -29,6 +29,7 @@ class AddedVocabulary {
  private:
   std::vector<AddedToken> tokens_;           // longest first within each first byte
   std::vector<std::vector<int>> by_first_;   // 256 buckets of indices into tokens_
+  bool first_byte_[256] = {};                // whether any token starts with the byte
 };
 
 }  // namespace gpujob::text
