@@ -66,6 +66,13 @@ BpeModel::BpeModel(const nlohmann::json& spec, const std::string& where) {
   fuse_unk_ = spec.value("fuse_unk", false);
   byte_fallback_ = spec.value("byte_fallback", false);
   ignore_merges_ = spec.value("ignore_merges", false);
+  const std::string meta = "\xE2\x96\x81";  // ▁
+  split_at_metaspace_ = vocab_.count(meta) > 0;
+  for (const auto& entry : vocab_) {
+    const std::string& token = entry.first;
+    for (std::size_t p = token.find(meta, 1); split_at_metaspace_ && p != std::string::npos; p = token.find(meta, p + 1))
+      if (p < 3 || token.compare(p - 3, 3, meta) != 0) split_at_metaspace_ = false;
+  }
   char_ids_.assign(0x10000, -1);
   for (const auto& [token, id] : vocab_) {
     std::size_t pos = 0;
@@ -145,6 +152,25 @@ void BpeModel::encode_word(std::string_view word, std::vector<int32_t>& out) con
       return;
     }
   }
+  if (split_at_metaspace_ && word.size() > 3) {
+    // Cut before each "▁" that follows another character; encode the pieces one by one.
+    static const std::string_view meta = "\xE2\x96\x81";
+    std::size_t start = 0;
+    for (std::size_t p = word.find(meta, 1); p != std::string_view::npos; p = word.find(meta, p + 1)) {
+      if (p >= 3 && word.compare(p - 3, 3, meta) == 0) continue;  // inside a run of ▁
+      if (p == start) continue;
+      encode_piece(word.substr(start, p - start), out);
+      start = p;
+    }
+    if (start > 0) {
+      encode_piece(word.substr(start), out);
+      return;
+    }
+  }
+  encode_piece(word, out);
+}
+
+void BpeModel::encode_piece(std::string_view word, std::vector<int32_t>& out) const {
   const bool cacheable = word.size() <= kCacheMaxWordBytes;
   const uint64_t hash = cacheable ? hash_word(word) : 0;
   if (cacheable && cache_find(word, hash, out)) return;

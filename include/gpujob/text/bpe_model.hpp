@@ -40,6 +40,7 @@ class BpeModel {
     return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
   }
   void merge_word(std::string_view word, std::vector<int32_t>& out) const;
+  void encode_piece(std::string_view word, std::vector<int32_t>& out) const;  // cache, then merge_word
   // The merge of (a, b), or nullptr. Open addressing keeps a lookup at about one cache miss.
   const Merge* find_merge(int32_t a, int32_t b) const {
     uint64_t key = pair_key(a, b);
@@ -71,6 +72,10 @@ class BpeModel {
   bool fuse_unk_ = false;
   bool byte_fallback_ = false;
   bool ignore_merges_ = false;
+  // SentencePiece-style models see whole sentences as one word. When no token contains "▁" after
+  // another character, no merge can cross the start of a "▁word", so the sentence is encoded
+  // word by word (and the words cached) with the same result.
+  bool split_at_metaspace_ = false;
   int32_t byte_ids_[256];  // id of "<0xXX>" per byte, -1 when absent
 
   // Words seen before, in one flat open-addressing table with pooled keys and ids (a lookup costs
