@@ -160,6 +160,8 @@ lc_start() {
   for ((i = 1; i <= nodes; i++)); do mkdir -p "$dir/spool/n$i" "$dir/tmp/n$i"; done
 
   if [[ $auth == munge ]]; then
+    # munged refuses a socket whose directories others cannot traverse (mktemp -d makes 0700 ones)
+    chmod 0755 "$dir"
     mkdir -p "$dir/munge"
     chmod 0755 "$dir/munge"  # munged refuses a socket directory others cannot traverse
     if [[ ! -s $dir/munge/munge.key ]]; then
