@@ -17,7 +17,8 @@
 #   --gres=gpu:N       GPUs per node (some sites use --gpus-per-node=N instead)
 #   --partition, --account, --qos: your site's names
 #   --time and --signal: the warning comes <lead> seconds before the limit (and Slurm may send it
-#                      up to a minute early); the lead must cover finishing the chunks in flight
+#                      up to a minute early); the lead must cover finishing the chunks in flight.
+#                      Keep the B: (batch shell only): this script passes the signal on and requeues
 #
 #SBATCH --job-name=gpujob-sweep
 #SBATCH --nodes=1
