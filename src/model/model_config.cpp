@@ -181,6 +181,8 @@ ModelConfig parse_model_config(const json& document, const std::string& source) 
   }
   if (c.family == ModelFamily::kLlama)
     GPUJOB_CHECK(!r.get<bool>("mlp_bias", false), r.where("mlp_bias"), ": true is not supported");
+  GPUJOB_CHECK(!r.get<bool>("use_bidirectional_attention", false), r.where("use_bidirectional_attention"),
+               ": true is not supported (causal decoders only)");
   if (c.family == ModelFamily::kQwen2 || c.family == ModelFamily::kQwen3)
     GPUJOB_CHECK(!r.get<bool>("use_sliding_window", false), r.where("use_sliding_window"),
                  ": true is not supported for ", c.architecture);
