@@ -1,0 +1,87 @@
+# shellcheck shell=bash
+# Helpers for the Slurm tests (sourced by test_slurm.sh): a local cluster per test run, job
+# submission through slurm/sweep.sh, and checks that print what they expected and what they found.
+
+# Exit status CTest reads as "skipped" (SKIP_RETURN_CODE in tests/CMakeLists.txt).
+readonly SKIP_STATUS=77
+
+say() { echo "test_slurm: $*"; }
+fail() {
+  echo "test_slurm: FAIL: $*" >&2
+  exit 1
+}
+skip() {
+  echo "test_slurm: SKIP: $*"
+  exit "$SKIP_STATUS"
+}
+
+# expect_eq WHAT EXPECTED FOUND
+expect_eq() {
+  [[ $2 == "$3" ]] || fail "$1: expected '$2', found '$3'"
+  say "ok: $1 = $3"
+}
+
+# expect_grep WHAT PATTERN FILE: an extended regex that must match a line of FILE.
+expect_grep() {
+  grep -Eq -- "$2" "$3" || { sed 's/^/  | /' "$3" >&2; fail "$1: no line of $3 matches /$2/"; }
+  say "ok: $1"
+}
+
+# count_lines PATTERN FILE: lines matching the extended regex (0 when none or no file).
+count_lines() { grep -Ec -- "$1" "$2" 2>/dev/null || true; }
+
+# Submits slurm/sweep.sh with sbatch --wait; sets JOB (id) and JOB_RC (sbatch's exit status, which
+# is the batch script's). Usage: submit NAME [sbatch options] -- CONFIG [gpujob options]
+submit() {
+  local name=$1 opts=()
+  shift
+  while (($#)) && [[ $1 != -- ]]; do opts+=("$1"); shift; done
+  shift
+  rm -f "$WORK/$name.out"
+  JOB_RC=0
+  JOB=$(sbatch --parsable --wait -J "$name" -o "$WORK/$name.out" "${opts[@]}" \
+    "$SOURCE_DIR/slurm/sweep.sh" "$@") || JOB_RC=$?
+  JOB=${JOB%%;*}
+  say "job $name ($JOB) finished with status $JOB_RC"
+}
+
+# Submits without waiting; sets JOB.
+submit_async() {
+  local name=$1 opts=()
+  shift
+  while (($#)) && [[ $1 != -- ]]; do opts+=("$1"); shift; done
+  shift
+  rm -f "$WORK/$name.out"
+  JOB=$(sbatch --parsable -J "$name" -o "$WORK/$name.out" "${opts[@]}" "$SOURCE_DIR/slurm/sweep.sh" "$@")
+  JOB=${JOB%%;*}
+}
+
+# wait_for WHAT SECONDS COMMAND...: polls COMMAND every 0.5 s until it succeeds.
+wait_for() {
+  local what=$1 limit=$2 i
+  shift 2
+  for ((i = 0; i < limit * 2; i++)); do
+    "$@" && return 0
+    sleep 0.5
+  done
+  fail "$what: not within $limit s"
+}
+
+job_gone() { [[ -z $(squeue -h -j "$1" -o %i 2>/dev/null || true) ]]; }
+
+# Final states of every run of job $1 in the cluster's jobcomp file, space separated (a requeued
+# run is logged as PENDING, or REQUEUED, when it ends).
+job_states() {
+  awk -v id="JobId=$1" '$1 == id { for (i = 1; i <= NF; i++) if ($i ~ /^JobState=/) { sub(/JobState=/, "", $i); printf "%s%s", sep, $i; sep = " " } }' \
+    "$CLUSTER/jobcomp.txt"
+}
+
+# Prints the tail of every log that helps explain a failure.
+dump_logs() {
+  local f
+  for f in "$WORK"/*.out "$CLUSTER"/log/*.log; do
+    [[ -f $f ]] || continue
+    echo "----- $f (last 40 lines)"
+    tail -n 40 "$f"
+  done
+}
