@@ -108,40 +108,42 @@ uint64_t hash_word(std::string_view word) {  // FNV-1a, never 0 (0 marks an empt
 }  // namespace
 
 bool BpeModel::cache_find(std::string_view word, uint64_t hash, std::vector<int32_t>& out) const {
-  std::shared_lock lock(cache_mutex_);
-  if (cache_slots_.empty()) return false;
-  for (std::size_t slot = (hash >> 7) & (kCacheSlots - 1);; slot = (slot + 1) & (kCacheSlots - 1)) {
-    const CacheSlot& s = cache_slots_[slot];
+  CacheShard& shard = cache_[hash % kCacheShards];
+  std::shared_lock lock(shard.mutex);
+  if (shard.slots.empty()) return false;
+  for (std::size_t slot = (hash >> 8) & (kShardSlots - 1);; slot = (slot + 1) & (kShardSlots - 1)) {
+    const CacheSlot& s = shard.slots[slot];
     if (s.hash == 0) return false;
     if (s.hash == hash && s.key_length == word.size() &&
-        std::char_traits<char>::compare(cache_keys_.data() + s.key_offset, word.data(), word.size()) == 0) {
-      out.insert(out.end(), cache_ids_.begin() + s.ids_offset, cache_ids_.begin() + s.ids_offset + s.ids_length);
+        std::char_traits<char>::compare(shard.keys.data() + s.key_offset, word.data(), word.size()) == 0) {
+      out.insert(out.end(), shard.ids.begin() + s.ids_offset, shard.ids.begin() + s.ids_offset + s.ids_length);
       return true;
     }
   }
 }
 
 void BpeModel::cache_insert(std::string_view word, uint64_t hash, const int32_t* ids, std::size_t n) const {
-  std::unique_lock lock(cache_mutex_);
-  if (cache_entries_ >= kCacheCapacity) return;
-  if (cache_slots_.empty()) cache_slots_.resize(kCacheSlots);
-  std::size_t slot = (hash >> 7) & (kCacheSlots - 1);
-  for (;; slot = (slot + 1) & (kCacheSlots - 1)) {
-    const CacheSlot& s = cache_slots_[slot];
+  CacheShard& shard = cache_[hash % kCacheShards];
+  std::unique_lock lock(shard.mutex);
+  if (shard.entries >= kShardCapacity) return;
+  if (shard.slots.empty()) shard.slots.resize(kShardSlots);
+  std::size_t slot = (hash >> 8) & (kShardSlots - 1);
+  for (;; slot = (slot + 1) & (kShardSlots - 1)) {
+    const CacheSlot& s = shard.slots[slot];
     if (s.hash == 0) break;
     if (s.hash == hash && s.key_length == word.size() &&
-        std::char_traits<char>::compare(cache_keys_.data() + s.key_offset, word.data(), word.size()) == 0)
+        std::char_traits<char>::compare(shard.keys.data() + s.key_offset, word.data(), word.size()) == 0)
       return;  // another thread got there first
   }
-  CacheSlot& s = cache_slots_[slot];
+  CacheSlot& s = shard.slots[slot];
   s.hash = hash;
-  s.key_offset = static_cast<uint32_t>(cache_keys_.size());
+  s.key_offset = static_cast<uint32_t>(shard.keys.size());
   s.key_length = static_cast<uint32_t>(word.size());
-  s.ids_offset = static_cast<uint32_t>(cache_ids_.size());
+  s.ids_offset = static_cast<uint32_t>(shard.ids.size());
   s.ids_length = static_cast<uint32_t>(n);
-  cache_keys_.append(word);
-  cache_ids_.insert(cache_ids_.end(), ids, ids + n);
-  ++cache_entries_;
+  shard.keys.append(word);
+  shard.ids.insert(shard.ids.end(), ids, ids + n);
+  ++shard.entries;
 }
 
 void BpeModel::encode_word(std::string_view word, std::vector<int32_t>& out) const {

@@ -78,23 +78,28 @@ class BpeModel {
   bool split_at_metaspace_ = false;
   int32_t byte_ids_[256];  // id of "<0xXX>" per byte, -1 when absent
 
-  // Words seen before, in one flat open-addressing table with pooled keys and ids (a lookup costs
+  // Words seen before, in flat open-addressing tables with pooled keys and ids (a lookup costs
   // about three cache misses, fewer than a node-based map); bounded so that a huge corpus cannot
-  // grow it without limit. Readers share the lock; an insert takes it alone.
+  // grow them without limit. The cache is cut into shards by hash, each with its own lock, so that
+  // many encoding threads do not all contend on one lock's cache line.
   struct CacheSlot {
     uint64_t hash = 0;  // 0: empty
     uint32_t key_offset = 0, key_length = 0;
     uint32_t ids_offset = 0, ids_length = 0;
   };
+  struct CacheShard {
+    std::shared_mutex mutex;
+    std::vector<CacheSlot> slots;  // allocated on first insert
+    std::string keys;
+    std::vector<int32_t> ids;
+    std::size_t entries = 0;
+  };
   bool cache_find(std::string_view word, uint64_t hash, std::vector<int32_t>& out) const;
   void cache_insert(std::string_view word, uint64_t hash, const int32_t* ids, std::size_t n) const;
-  mutable std::shared_mutex cache_mutex_;
-  mutable std::vector<CacheSlot> cache_slots_;  // allocated on first insert
-  mutable std::string cache_keys_;
-  mutable std::vector<int32_t> cache_ids_;
-  mutable std::size_t cache_entries_ = 0;
-  static constexpr std::size_t kCacheSlots = 1u << 18;     // power of two
-  static constexpr std::size_t kCacheCapacity = 150000;    // entries, keeps the table under 60% full
+  static constexpr std::size_t kCacheShards = 16;
+  static constexpr std::size_t kShardSlots = 1u << 14;     // power of two
+  static constexpr std::size_t kShardCapacity = 9000;      // entries, keeps a table under 60% full
+  mutable CacheShard cache_[kCacheShards];
   static constexpr std::size_t kCacheMaxWordBytes = 128;
 };
 
