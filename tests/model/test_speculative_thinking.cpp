@@ -1,7 +1,5 @@
 // Speculative Thinking: forced trigger schedules over scripted models (hand-offs, cache positions,
 // rollbacks), keyword counting, and the equal-models identity on a golden checkpoint.
-#include "catch.hpp"
-
 #include "gpujob/model/decoder.hpp"
 #include "gpujob/model/decoder_sequence_model.hpp"
 #include "gpujob/model/speculative_thinking.hpp"
@@ -12,6 +10,9 @@
 #include <map>
 #include <string>
 #include <vector>
+
+// After the libtorch headers: Catch2's CHECK must replace c10's (see catch.hpp).
+#include "catch.hpp"
 
 using namespace gpujob::model;
 
