@@ -88,11 +88,12 @@ at::Tensor Decoder::rms_norm(const at::Tensor& x, const at::Tensor& weight) cons
   return weight * normed.to(x.scalar_type());
 }
 
+void Decoder::check_token(int64_t token) const {
+  GPUJOB_CHECK(token >= 0 && token < config_.vocab_size, config_.source, ": token id ", token,
+               " is outside the vocabulary [0, ", config_.vocab_size, ")");
+}
+
 at::Tensor Decoder::embed(const at::Tensor& ids) const {
-  const int64_t lo = ids.min().item<int64_t>();
-  const int64_t hi = ids.max().item<int64_t>();
-  GPUJOB_CHECK(lo >= 0 && hi < config_.vocab_size, config_.source, ": token id ",
-               lo < 0 ? lo : hi, " is outside the vocabulary [0, ", config_.vocab_size, ")");
   at::Tensor h = weights_->embed.index_select(0, ids.reshape(-1)).view({ids.size(0), ids.size(1), -1});
   if (config_.embed_scale) {
     // The scale is rounded to the model dtype first, as HF does.
@@ -183,6 +184,12 @@ ForwardOutput Decoder::forward(const TokenBatch& batch, const ForwardRequest& re
       if (request.hidden_indices[k] == index) out.hidden[k] = h;
   };
 
+  // Token ids are checked on the host, before they reach the device (no device sync).
+  {
+    at::Tensor host = batch.input_ids.to(at::kCPU).contiguous();
+    const int64_t* p = host.data_ptr<int64_t>();
+    for (int64_t i = 0; i < host.numel(); ++i) check_token(p[i]);
+  }
   at::Tensor ids = batch.input_ids.to(options_.device);
   const int64_t B = ids.size(0), T = ids.size(1);
   Step step;
@@ -248,6 +255,7 @@ at::Tensor Decoder::forward_cached(KvCache& cache, const std::vector<int64_t>& s
       // Padding rows repeat the last real position, so their mask rows are never empty.
       positions[b * T + i] = start + std::min(i, n - 1);
       if (i < n) {
+        check_token(new_tokens[b][i]);
         ids[b * T + i] = new_tokens[b][i];
         src.push_back(b * T + i);
         dst.push_back(slots[b] * cache.max_len() + start + i);

@@ -137,3 +137,45 @@ TEST_CASE("goldens: greedy tokens through the KV cache equal HF generate") {
     }
   }
 }
+
+TEST_CASE("goldens: bfloat16 (on GPUJOB_TEST_DEVICE, default cpu) within bf16 tolerance of HF float32") {
+  const auto cases = golden_cases();
+  if (cases.empty()) {
+    WARN("no tests/data/models/*/golden.json: run tests/golden/make_model_goldens.py");
+    return;
+  }
+  const char* device_env = std::getenv("GPUJOB_TEST_DEVICE");
+  const at::Device device(device_env ? device_env : "cpu");
+  // bfloat16 keeps 8 bits of mantissa (relative rounding 2^-9 per operation); after a few blocks
+  // of matmuls and norms the error relative to each tensor's largest entry stays well under 5%.
+  constexpr double kBf16Tolerance = 5e-2;
+  for (const auto& dir : cases) {
+    INFO("case " << dir << " on " << device);
+    const Golden g = read_golden(dir);
+    LoadOptions options;
+    options.dtype = at::kBFloat16;
+    options.device = device;
+    auto decoder = Decoder::load(dir, options);
+    const auto& c = decoder->config();
+    ForwardRequest request;
+    for (int64_t i = 0; i <= c.num_layers; ++i) request.hidden_indices.push_back(i);
+    request.logits = true;
+    double worst = 0;
+    const auto out = decoder->forward(TokenBatch::from_sequences(g.inputs), request);
+    for (size_t s = 0; s < g.inputs.size(); ++s) {
+      const int64_t T = static_cast<int64_t>(g.inputs[s].size());
+      for (int64_t i = 0; i <= c.num_layers; ++i) {
+        const double e = tiny::relative_error(out.hidden[i][s].narrow(0, 0, T).cpu(), g.hidden[s][i]);
+        INFO("sequence " << s << " hidden_states[" << i << "] error " << e);
+        CHECK(e < kBf16Tolerance);
+        worst = std::max(worst, e);
+      }
+      const double e = tiny::relative_error(out.logits[s].narrow(0, 0, T).cpu(), g.logits[s]);
+      INFO("sequence " << s << " logits error " << e);
+      CHECK(e < kBf16Tolerance);
+      worst = std::max(worst, e);
+    }
+    std::printf("bf16 on %s, %s: largest relative error %.4f\n", device.str().c_str(),
+                g.info.at("case").get<std::string>().c_str(), worst);
+  }
+}

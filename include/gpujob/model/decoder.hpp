@@ -84,6 +84,7 @@ class Decoder {
   struct Step;
   Collectives& collectives() const;
   at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight) const;
+  void check_token(int64_t token) const;
   at::Tensor embed(const at::Tensor& ids) const;
   at::Tensor self_attention(int64_t layer, const at::Tensor& x, Step& step) const;
   at::Tensor mlp(int64_t layer, const at::Tensor& x) const;
