@@ -16,11 +16,27 @@
 namespace gpujob::model {
 namespace {
 
-// GQA: repeat each kv head for the query heads that share it (head-major, as HF's repeat_kv).
-at::Tensor repeat_kv(const at::Tensor& x, int64_t heads) {
-  const int64_t kv_heads = x.size(1);
-  if (kv_heads == heads) return x;
-  return x.repeat_interleave(heads / kv_heads, 1);
+// GQA without copying keys and values: query head h reads kv head h / n_rep, so the n_rep
+// query heads of one kv head are folded into its query rows, [B, kv, n_rep * T, D], and the
+// mask rows repeated to match. Each score is the same dot product as with repeated keys.
+struct Grouped {
+  at::Tensor q, mask;
+  int64_t n_rep = 1;
+};
+
+Grouped group_queries(const at::Tensor& q, const at::Tensor& k, const at::Tensor& mask) {
+  const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
+  const int64_t kv = k.size(1), K = k.size(2);
+  Grouped g{q, mask, H / kv};
+  if (g.n_rep == 1) return g;
+  g.q = q.reshape({B, kv, g.n_rep * T, D});
+  g.mask = mask.expand({mask.size(0), 1, T, K}).unsqueeze(2)
+               .expand({mask.size(0), 1, g.n_rep, T, K}).reshape({mask.size(0), 1, g.n_rep * T, K});
+  return g;
+}
+
+at::Tensor ungroup(const at::Tensor& out, const at::Tensor& q) {
+  return out.reshape(q.sizes());
 }
 
 }  // namespace
@@ -29,15 +45,13 @@ bool fused_attention_available() { return GPUJOB_HAVE_FUSED_ATTENTION != 0; }
 
 at::Tensor attention_explicit(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                               const at::Tensor& mask, const AttentionParams& params) {
-  const int64_t heads = q.size(1);
-  at::Tensor keys = repeat_kv(k, heads);
-  at::Tensor values = repeat_kv(v, heads);
-  at::Tensor scores = at::matmul(q, keys.transpose(2, 3)) * params.scale;
+  const Grouped g = group_queries(q, k, mask);
+  at::Tensor scores = at::matmul(g.q, k.transpose(2, 3)) * params.scale;
   if (params.softcap > 0) scores = at::tanh(scores / params.softcap) * params.softcap;
   // The lowest finite value, not -inf, as HF: masked products stay finite everywhere.
-  scores = scores.to(at::kFloat).masked_fill(mask.logical_not(), std::numeric_limits<float>::lowest());
+  scores = scores.to(at::kFloat).masked_fill(g.mask.logical_not(), std::numeric_limits<float>::lowest());
   at::Tensor probs = at::softmax(scores, -1).to(q.scalar_type());
-  return at::matmul(probs, values);
+  return ungroup(at::matmul(probs, v), q);
 }
 
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
@@ -45,9 +59,8 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
 #if GPUJOB_HAVE_FUSED_ATTENTION
   // The fused kernel has no soft-capping; those models take the explicit path.
   if (backend == AttentionBackend::kAuto && params.softcap <= 0) {
-    const int64_t heads = q.size(1);
-    return at::scaled_dot_product_attention(q, repeat_kv(k, heads), repeat_kv(v, heads), mask,
-                                            0.0, false, params.scale);
+    const Grouped g = group_queries(q, k, mask);
+    return ungroup(at::scaled_dot_product_attention(g.q, k, v, g.mask, 0.0, false, params.scale), q);
   }
 #else
   (void)backend;

@@ -24,6 +24,7 @@ struct Decoder::Step {
   std::map<const void*, RopeTables> tables;   // inv_freq storage -> tables
   KvCache* cache = nullptr;
   at::Tensor read_slots;   // int64 [batch]: cache slot of each row
+  int64_t first_slot = -1; // >= 0 when the rows are the consecutive slots first_slot, +1, ...
   at::Tensor write_src;    // int64 [valid tokens]: row * tokens + i of each new token
   at::Tensor write_dst;    // int64 [valid tokens]: slot * max_len + position
 
@@ -128,8 +129,13 @@ at::Tensor Decoder::self_attention(int64_t l, const at::Tensor& x, Step& step) c
     };
     kc.view({-1, kv_heads, D}).index_copy_(0, step.write_dst, flat(k));
     vc.view({-1, kv_heads, D}).index_copy_(0, step.write_dst, flat(v));
-    k = kc.narrow(1, 0, step.key_len).index_select(0, step.read_slots).transpose(1, 2);
-    v = vc.narrow(1, 0, step.key_len).index_select(0, step.read_slots).transpose(1, 2);
+    if (step.first_slot >= 0) {  // consecutive slots: read the cache in place
+      k = kc.narrow(0, step.first_slot, B).narrow(1, 0, step.key_len).transpose(1, 2);
+      v = vc.narrow(0, step.first_slot, B).narrow(1, 0, step.key_len).transpose(1, 2);
+    } else {
+      k = kc.narrow(1, 0, step.key_len).index_select(0, step.read_slots).transpose(1, 2);
+      v = vc.narrow(1, 0, step.key_len).index_select(0, step.read_slots).transpose(1, 2);
+    }
   }
   const LayerSpec& spec = config_.layers[l];
   AttentionParams params{config_.attention_scale, config_.attn_logit_softcapping};
@@ -271,6 +277,9 @@ at::Tensor Decoder::forward_cached(KvCache& cache, const std::vector<int64_t>& s
   step.key_len = key_len;
   step.cache = &cache;
   step.read_slots = on_device(slots, {B});
+  bool consecutive = true;
+  for (int64_t b = 1; b < B; ++b) consecutive = consecutive && slots[b] == slots[0] + b;
+  if (consecutive) step.first_slot = slots[0];
   step.write_src = on_device(src, {static_cast<int64_t>(src.size())});
   step.write_dst = on_device(dst, {static_cast<int64_t>(dst.size())});
 
