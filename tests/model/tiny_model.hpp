@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <string>
@@ -18,10 +19,21 @@ namespace tiny {
 
 using Weights = std::map<std::string, at::Tensor>;
 
+// Directories made by make_temp_dir, removed when the test program exits.
+struct TempDirs {
+  std::vector<std::string> paths;
+  ~TempDirs() {
+    std::error_code ignored;
+    for (const auto& p : paths) std::filesystem::remove_all(p, ignored);
+  }
+};
+
 inline std::string make_temp_dir() {
+  static TempDirs dirs;
   char pattern[] = "/tmp/gpujob_model_test_XXXXXX";
   const char* dir = ::mkdtemp(pattern);
   if (dir == nullptr) throw std::runtime_error("mkdtemp failed");
+  dirs.paths.push_back(dir);
   return dir;
 }
 
