@@ -230,9 +230,10 @@ void ActivationPipeline::write_sample_strings(const std::map<std::string, io::Ca
       strings.completion.push_back(it->second.completion);
       strings.predicted.push_back(it->second.predicted);
       strings.correct_answer.push_back(it->second.correct_answer);
-      strings.label.push_back(it->second.label);
+      strings.label.push_back(config_.sweep.label == "data" ? s.data_label : it->second.label);
     } else {
       strings.correct_answer.push_back(s.correct_index >= 0 ? io::choice_letter(s.correct_index) : "");
+      strings.label.push_back(s.data_label);
     }
   }
   io::write_sample_strings(output_path(), strings);

@@ -60,6 +60,7 @@ PreparedData prepare_samples(const config::RunConfig& config, const text::Tokeni
     s.id = row.id;
     s.row_index = row.row_index;
     s.subject = row.subject;
+    s.data_label = row.label;
     switch (row.kind) {
       case io::PromptKind::kMultipleChoice: {
         GPUJOB_CHECK(!data.prompt_template.user.empty(), where,

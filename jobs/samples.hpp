@@ -22,6 +22,7 @@ struct Sample {
   std::string subject;             // "" when the row has none
   int correct_index = -1;          // multiple-choice answer, -1 for free rows
   int num_choices = 0;             // multiple-choice rows only
+  int data_label = -1;             // the row's own 0/1 `label`, -1 when absent
 };
 
 struct PreparedData {

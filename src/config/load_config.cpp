@@ -148,6 +148,7 @@ SweepSettings read_sweep(KeyReader r) {
   s.folds = r.get("folds", s.folds);
   s.l2 = r.get("l2", s.l2);
   s.seed = r.get("seed", s.seed);
+  s.label = r.get("label", s.label);
   r.finish();
   return s;
 }

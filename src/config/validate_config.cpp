@@ -95,6 +95,9 @@ void validate_run_config(const RunConfig& c) {
     c.source.fail("sweep.layers", "missing; job sweep needs sweep.layers or extract.layers");
   }
   if (s.folds < 2) c.source.fail("sweep.folds", "found ", s.folds, ", expected >= 2");
+  if (s.label != "correct" && s.label != "data") {
+    c.source.fail("sweep.label", "found '", s.label, "', expected correct or data");
+  }
   if (s.l2 < 0) c.source.fail("sweep.l2", "found ", s.l2, ", expected >= 0");
 
   const SpecSettings& sp = c.spec;

@@ -64,6 +64,16 @@ PromptRow parse_row(const std::string& path, const JsonlRecord& rec, int64_t ind
       fail_key(path, rec.line, "id", std::string("expected a string or an integer, found ") + it->type_name());
     }
   }
+  // A row's own 0/1 label (data sets whose labels are given; sweep.label: data uses it).
+  if (const auto it = v.find("label"); it != v.end()) {
+    if (it->is_boolean()) {
+      row.label = it->get<bool>() ? 1 : 0;
+    } else if (it->is_number_integer() && (it->get<int64_t>() == 0 || it->get<int64_t>() == 1)) {
+      row.label = it->get<int>();
+    } else {
+      fail_key(path, rec.line, "label", "expected 0, 1, true or false");
+    }
+  }
   if (v.contains("question") || v.contains("choices")) {
     if (!v.contains("choices")) fail_key(path, rec.line, "choices", "missing (a row with \"question\" needs an array of strings)");
     return parse_multiple_choice(path, rec, std::move(row));

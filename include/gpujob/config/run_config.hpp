@@ -78,6 +78,8 @@ struct SweepSettings {
   int folds = 5;                             // k of k-fold cross-validation, >= 2
   double l2 = 1.0;                           // L2 penalty of the logistic-regression probe
   int64_t seed = 42;                         // fold assignment seed
+  std::string label = "correct";             // probe target: correct (parsed answer == correct
+                                             // answer) or data (the rows' own 0/1 `label` field)
 };
 
 // Speculative Thinking, with the original implementation's parameter names.

@@ -34,6 +34,7 @@ struct PromptRow {
   std::vector<std::string> choices;  // rendered as A., B., ...
   int answer = -1;                   // index into choices ("answer" as int or letter in the file)
   std::string subject;               // "" when the row has none
+  int label = -1;                    // the row's own "label" (0/1, or a boolean); -1 when absent
   // Free rows
   std::string text;
   std::vector<ChatMessage> messages;
