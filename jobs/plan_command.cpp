@@ -1,0 +1,52 @@
+#include "jobs/plan_command.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <memory>
+
+#include "gpujob/cluster/layout.hpp"
+#include "gpujob/config/load_config.hpp"
+
+namespace gpujob::jobs {
+
+std::string plan_text(const std::string& config_path, int np, int nodes, int gpus_per_node) {
+  GPUJOB_CHECK(nodes >= 1, "--nodes ", nodes, ": expected at least 1");
+  GPUJOB_CHECK(np >= 1, "--np ", np, ": expected at least 1");
+  const config::RunConfig cfg = config::load_run_config(config_path);
+  if (np % nodes != 0) {
+    fail("--np ", np, " does not split evenly over ", nodes, " nodes; the layout repeats per node");
+  }
+  const cluster::Layout layout = cluster::Layout::from_config(cfg, np / nodes);
+  cluster::LaunchFacts facts;
+  facts.world_size = np;
+  facts.nodes = nodes;
+  facts.local_size = np / nodes;
+  facts.host = "node0";
+  cluster::check_launch(layout, cfg, facts);
+  const int gpus = gpus_per_node > 0 ? gpus_per_node : cfg.layout.gpus_per_node;
+  if (gpus > 0) cluster::check_gpu_ids(cfg, gpus, "node0");
+  return cluster::format_role_table(layout, cfg, nodes);
+}
+
+void add_plan_command(CLI::App& app) {
+  struct Options {
+    std::string config;
+    int np = 0;
+    int nodes = 1;
+    int gpus_per_node = 0;
+  };
+  auto options = std::make_shared<Options>();
+  CLI::App* plan = app.add_subcommand("plan", "print the role table of a config for a launch, without MPI or GPUs");
+  plan->add_option("config", options->config, "run config (YAML)")->required();
+  plan->add_option("--np", options->np, "ranks in the job (mpirun -np)")->required();
+  plan->add_option("--nodes", options->nodes, "nodes the ranks are spread over (default 1)");
+  plan->add_option("--gpus-per-node", options->gpus_per_node,
+                   "GPUs per node, to check the GPU ids (default: layout.gpus_per_node; none: not checked)");
+  plan->callback([options] {
+    const std::string text = plan_text(options->config, options->np, options->nodes, options->gpus_per_node);
+    std::fputs(text.c_str(), stdout);
+  });
+}
+
+}  // namespace gpujob::jobs

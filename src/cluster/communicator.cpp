@@ -1,0 +1,54 @@
+#include "gpujob/cluster/communicator.hpp"
+
+#include "gpujob/cluster/mpi_check.hpp"
+
+namespace gpujob::cluster {
+
+namespace detail {
+void mpi_failed(int code, const char* call, const char* file, int line) {
+  char text[MPI_MAX_ERROR_STRING] = {0};
+  int length = 0;
+  MPI_Error_string(code, text, &length);
+  fail(call, " failed at ", file, ":", line, ": ", std::string(text, length));
+}
+}  // namespace detail
+
+Communicator::~Communicator() {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (comm_ != MPI_COMM_NULL && !finalized) MPI_Comm_free(&comm_);  // nothing to do on failure in a destructor
+}
+
+Communicator& Communicator::operator=(Communicator&& other) noexcept {
+  if (this != &other) {
+    Communicator old(comm_);
+    comm_ = other.release();
+  }
+  return *this;
+}
+
+int Communicator::rank() const {
+  int r = 0;
+  MPI_CHECK(MPI_Comm_rank(comm_, &r));
+  return r;
+}
+
+int Communicator::size() const {
+  int s = 0;
+  MPI_CHECK(MPI_Comm_size(comm_, &s));
+  return s;
+}
+
+Communicator Communicator::duplicate(MPI_Comm comm) {
+  MPI_Comm out = MPI_COMM_NULL;
+  MPI_CHECK(MPI_Comm_dup(comm, &out));
+  return Communicator(out);
+}
+
+Communicator Communicator::split(MPI_Comm comm, int color, int key) {
+  MPI_Comm out = MPI_COMM_NULL;
+  MPI_CHECK(MPI_Comm_split(comm, color, key, &out));
+  return Communicator(out);
+}
+
+}  // namespace gpujob::cluster
