@@ -68,9 +68,9 @@ std::string format_seconds(double s) {
 // ---------------------------------------------------------------------------------------------
 class Coordinator::Server {
  public:
-  Server(MPI_Comm comm, int size, const config::CoordinatorSettings& settings, std::vector<WorkQueue> queues,
-         CoordinatorHooks hooks)
-      : comm_(comm), size_(size), settings_(settings), hooks_(std::move(hooks)) {
+  Server(MPI_Comm comm, MPI_Comm reply_comm, int size, const config::CoordinatorSettings& settings,
+         std::vector<WorkQueue> queues, CoordinatorHooks hooks)
+      : comm_(comm), reply_comm_(reply_comm), size_(size), settings_(settings), hooks_(std::move(hooks)) {
     for (auto& q : queues) {
       QueueState s;
       s.spec = std::move(q);
@@ -185,7 +185,7 @@ class Coordinator::Server {
     wire::Writer out;
     out.put(kind);
     if (chunk) out.put(static_cast<int64_t>(q)).put(chunk->id).put(chunk->input).put(dep);
-    send(comm_, rank, wire::kReply, out.bytes());
+    send(reply_comm_, rank, wire::kReply, out.bytes());
   }
 
   // Answers one request for queue q if possible; returns false when the rank must wait.
@@ -282,6 +282,7 @@ class Coordinator::Server {
   }
 
   MPI_Comm comm_;
+  MPI_Comm reply_comm_;
   int size_;
   config::CoordinatorSettings settings_;
   CoordinatorHooks hooks_;
@@ -296,13 +297,14 @@ class Coordinator::Server {
 // ---------------------------------------------------------------------------------------------
 Coordinator::Coordinator(const World& world, const config::CoordinatorSettings& settings,
                          std::vector<WorkQueue> queues, CoordinatorHooks hooks)
-    : world_(world), comm_(Communicator::duplicate(world.comm())) {
+    : world_(world), comm_(Communicator::duplicate(world.comm())), reply_comm_(Communicator::duplicate(world.comm())) {
   MPI_CHECK(MPI_Comm_set_errhandler(comm_.get(), MPI_ERRORS_RETURN));
+  MPI_CHECK(MPI_Comm_set_errhandler(reply_comm_.get(), MPI_ERRORS_RETURN));
   num_queues_ = static_cast<int>(queues.size());
   // Queue validation errors surface on rank 0 before any thread starts; agree() tells every rank.
   world.agree([&] {
     if (world.rank() == 0) {
-      server_ = std::make_unique<Server>(comm_.get(), world.size(), settings, std::move(queues), std::move(hooks));
+      server_ = std::make_unique<Server>(comm_.get(), reply_comm_.get(), world.size(), settings, std::move(queues), std::move(hooks));
     }
   });
   MPI_CHECK(MPI_Bcast(&num_queues_, 1, MPI_INT, 0, comm_.get()));
@@ -327,6 +329,7 @@ Coordinator::~Coordinator() {
   // An exception is unwinding: keep the channel alive for report_failure(), and let the server
   // thread run on until the process aborts.
   comm_.release();
+  reply_comm_.release();
   if (server_thread_.joinable()) server_thread_.detach();
   (void)server_.release();
 }
@@ -348,13 +351,13 @@ std::optional<Chunk> Coordinator::next(int queue) {
   int flag = 0;
   int idle_us = 50;
   for (;;) {
-    MPI_CHECK(MPI_Iprobe(0, wire::kReply, comm_.get(), &flag, &status));
+    MPI_CHECK(MPI_Iprobe(0, wire::kReply, reply_comm_.get(), &flag, &status));
     if (flag) break;
     if (stop_requested()) send_stop_notice();
     std::this_thread::sleep_for(std::chrono::microseconds(idle_us));
     idle_us = std::min(idle_us * 2, 2000);
   }
-  const std::string bytes = receive(comm_.get(), status);
+  const std::string bytes = receive(reply_comm_.get(), status);
   wire::Reader in(bytes);
   const int64_t kind = in.integer();
   if (kind == wire::kStopped) {

@@ -95,7 +95,8 @@ class Coordinator {
   void send_stop_notice();
 
   const World& world_;
-  Communicator comm_;  // a private duplicate of the world: coordinator traffic never meets job traffic
+  Communicator comm_;        // requests to rank 0: a private duplicate, so job traffic never mixes in
+  Communicator reply_comm_;  // replies from rank 0: separate, so rank 0's server never receives its own replies
   int num_queues_ = 0;
   bool stopped_ = false;
   bool stop_notice_sent_ = false;
