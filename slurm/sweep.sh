@@ -18,7 +18,8 @@
 #   --partition, --account, --qos: your site's names
 #   --time and --signal: the warning comes <lead> seconds before the limit (and Slurm may send it
 #                      up to a minute early); the lead must cover finishing the chunks in flight.
-#                      Keep the B: (batch shell only): this script passes the signal on and requeues
+#                      Keep the B: (batch shell only): this script passes the signal on and requeues.
+#                      A --time shorter than the lead sends the warning at once (a stop at the start)
 #
 #SBATCH --job-name=gpujob-sweep
 #SBATCH --nodes=1
