@@ -20,7 +20,7 @@ env -u SLURM_CONF mpirun -np 4 --oversubscribe "$GPUJOB" configs/demo.yaml --set
 
 WORK_SAVED=$WORK
 WORK=$PWD  # submit() writes the job output next to the run
-submit demo-two-nodes -N2 --ntasks-per-node=4 -t 10 -- configs/demo.yaml --set run_name=two-nodes \
+submit demo-two-nodes -N2 --ntasks-per-node=4 -t 30 -- configs/demo.yaml --set run_name=two-nodes \
   --set generation.cache_dir=results/cache-two-nodes
 WORK=$WORK_SAVED
 expect_eq "demo: sweep.sh exit status on 2 nodes" 0 "$JOB_RC"

@@ -29,7 +29,7 @@ expect_eq "srun --mpi=none, worlds of 1: tasks that printed the missing-plugin e
 say "ok: srun --mpi=none, worlds of 1: no results written"
 
 # 3 ranks per node where the layout has 2 slots per node (6 ranks would pass a mere -np check).
-submit threeper -N2 --ntasks-per-node=3 -t 2 -- layout-2-per-node.yaml --set run_name=threeper
+submit threeper -N2 --ntasks-per-node=3 -t 30 -- layout-2-per-node.yaml --set run_name=threeper
 expect_eq "3 ranks per node: exit status (launch error)" 2 "$JOB_RC"
 expect_eq "3 ranks per node: error lines (printed once)" 1 \
   "$(count_lines "^gpujob: error: node n1 has 3 ranks but layout-2-per-node.yaml's layout needs 2 ranks per node .*-np 4 for 2 nodes" threeper.out)"

@@ -10,7 +10,7 @@ results=$SOURCE_DIR/tests/slurm/selftest_results.py
 progress=results/requeue/selftest_progress.jsonl
 progress_lines() { count_lines . "$progress"; }
 some_progress() { (($(progress_lines) >= 10)); }
-submit_async requeue -N2 --ntasks-per-node=2 -t 5 -- selftest-slurm.yaml --set run_name=requeue
+submit_async requeue -N2 --ntasks-per-node=2 -t 30 -- selftest-slurm.yaml --set run_name=requeue
 # Stop once a few chunks are done and many remain (96 results at about 4 per second).
 wait_for "requeue: first results of job $JOB" 60 some_progress
 scancel --signal=USR1 --batch "$JOB"

@@ -7,7 +7,7 @@ env -u SLURM_CONF "$GPUJOB" selftest-slurm.yaml --set run_name=reference --set s
   > reference.out 2>&1 || { cat reference.out; fail "reference run without Slurm failed"; }
 
 for launcher in srun mpirun; do
-  GPUJOB_LAUNCHER=$launcher submit "plain-$launcher" -N2 --ntasks-per-node=2 -t 5 -- \
+  GPUJOB_LAUNCHER=$launcher submit "plain-$launcher" -N2 --ntasks-per-node=2 -t 30 -- \
     selftest-slurm.yaml --set run_name="plain-$launcher" --set selftest.delay_ms=50
   expect_eq "$launcher: sweep.sh exit status" 0 "$JOB_RC"
   expect_grep "$launcher: both nodes in the allocation" "job $JOB run 1 on n\[1-2\] \(2 nodes, 4 ranks\)" "plain-$launcher.out"
@@ -19,7 +19,7 @@ done
 # The role table repeats per node: ranks 0,1 on n1 and 2,3 on n2, each node with the generator on
 # its slot 0 and the extractor on its slot 1 (node-local ids), whatever the launcher.
 for launcher in srun mpirun; do
-  GPUJOB_LOG_LEVEL=debug GPUJOB_LAUNCHER=$launcher submit "placement-$launcher" -N2 --ntasks-per-node=2 -t 5 -- \
+  GPUJOB_LOG_LEVEL=debug GPUJOB_LAUNCHER=$launcher submit "placement-$launcher" -N2 --ntasks-per-node=2 -t 30 -- \
     layout-2-per-node.yaml --set run_name="placement-$launcher"
   out=placement-$launcher.out
   host_any=0
