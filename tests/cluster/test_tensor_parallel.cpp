@@ -190,8 +190,10 @@ TEST_CASE("MPI all-gather concatenates shards in rank order along any dim") {
   CHECK(halves.scalar_type() == at::kHalf);
   CHECK(halves.numel() == 3 * n);
   // Shards that disagree on the size fail on every rank with the sizes named, instead of corrupting memory.
-  at::Tensor uneven = at::zeros({rank + 1}, at::kFloat);
-  CHECK_THROWS_WITH(c.all_gather(uneven, 0), Catch::Contains("MpiCollectives::all_gather: shard"));
+  if (n > 1) {
+    at::Tensor uneven = at::zeros({rank + 1}, at::kFloat);
+    CHECK_THROWS_WITH(c.all_gather(uneven, 0), Catch::Contains("MpiCollectives::all_gather: shard"));
+  }
 }
 
 TEST_CASE("shard groups split the world by color, ordered by key") {
