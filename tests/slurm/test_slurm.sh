@@ -8,7 +8,7 @@
 #   mistakes     srun --mpi=none (N singletons) and more ranks on a node than the layout has
 #                slots: every rank fails at startup with the one-line error, nothing runs
 #   timelimit    the real --signal=B:USR1@30 at a 1-minute limit: stop, requeue, same results
-#   demo         (on request only) the CPU demo pipeline on 2 nodes x 4 ranks equals one node
+#   demo         the CPU demo pipeline (configs/demo.yaml) on 2 nodes x 4 ranks equals one node
 #
 #   tests/slurm/test_slurm.sh PATH/TO/gpujob [CASE...]     (as root; CASE default: all of them)
 # Exit status 0 passed, 1 failed, 77 skipped (no root, no Slurm, or gpujob lacks what is tested).
@@ -23,7 +23,7 @@ SOURCE_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 GPUJOB=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 shift
 CASES=("$@")
-((${#CASES[@]})) || CASES=(two_nodes mistakes requeue timelimit)
+((${#CASES[@]})) || CASES=(two_nodes mistakes requeue timelimit demo)
 
 [[ -x $GPUJOB ]] || fail "gpujob executable $GPUJOB not found"
 [[ $(id -u) -eq 0 ]] || skip "needs root (slurmd launches the tasks)"
