@@ -23,7 +23,10 @@ std::string plan_text(const std::string& config_path, int np, int nodes, int gpu
   facts.nodes = nodes;
   facts.local_size = np / nodes;
   facts.host = "node0";
-  cluster::check_launch(layout, cfg, facts);
+  // No device is asked: GPU ids are checked against --gpus-per-node (or layout.gpus_per_node) only.
+  config::RunConfig without_device = cfg;
+  without_device.model.device = config::DevicePreference::cpu;
+  cluster::check_launch(layout, without_device, facts);
   const int gpus = gpus_per_node > 0 ? gpus_per_node : cfg.layout.gpus_per_node;
   if (gpus > 0) cluster::check_gpu_ids(cfg, gpus, "node0");
   return cluster::format_role_table(layout, cfg, nodes);

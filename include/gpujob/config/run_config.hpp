@@ -149,7 +149,7 @@ struct SelftestSettings {
   std::vector<int> delay_ms_by_rank;     // per-rank override of delay_ms, indexed by world rank
   bool two_stages = false;               // a second stage consumes the first one's results
   int fail_rank = -1;                    // rank that fails; -1 = none
-  int fail_chunk = -1;                   // chunk at which it fails
+  int fail_chunk = -1;                   // it fails on its first chunk with an id >= this
   std::string fail_mode = "exception";   // exception (thrown) or exit (the process dies)
 };
 
