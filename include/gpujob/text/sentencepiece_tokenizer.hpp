@@ -7,9 +7,6 @@
 
 #include "gpujob/text/tokenizer.hpp"
 
-namespace sentencepiece {
-class SentencePieceProcessor;
-}
 
 namespace gpujob::text {
 
@@ -27,7 +24,8 @@ class SentencePieceTokenizer final : public Tokenizer {
   std::size_t vocab_size() const override;
 
  private:
-  std::unique_ptr<sentencepiece::SentencePieceProcessor> sp_;
+  class Processor;  // libsentencepiece, reached through gpujob's isolated module (see the .cpp)
+  std::unique_ptr<Processor> sp_;
   std::unique_ptr<AddedVocabulary> added_;
   std::string path_;
 };
