@@ -7,7 +7,7 @@
 #ifdef CHECK
 #undef CHECK
 #endif
-#if __has_include(<catch2/catch_all.hpp>)
+#if defined(GPUJOB_CATCH2_V3)  // set by tests/CMakeLists.txt from the Catch2 CMake found
 #include <catch2/catch_all.hpp>
 #else
 #include <catch2/catch.hpp>

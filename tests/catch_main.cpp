@@ -1,5 +1,5 @@
 // The one Catch2 main, compiled once and shared by every test executable.
-#if __has_include(<catch2/catch_all.hpp>)
+#if defined(GPUJOB_CATCH2_V3)
 #include <catch2/catch_session.hpp>
 int main(int argc, char** argv) { return Catch::Session().run(argc, argv); }
 #else

@@ -73,7 +73,7 @@ def main():
                     f"extract: {{layers: {list(range(layers))}, positions: [all], output: {out}}}\n")
         run = subprocess.run([args.gpujob, config], capture_output=True, text=True)
         if run.returncode != 0:
-            failures.append(f"{case}: gpujob exited {run.returncode}: {run.stderr.strip()[-400:]}")
+            failures.append(f"{case}: gpujob exited {run.returncode}: {(run.stdout + run.stderr).strip()[-600:]}")
             continue
         with h5py.File(out, "r") as h5:
             offsets = h5["/samples/token_offset"][:]
