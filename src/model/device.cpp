@@ -25,8 +25,11 @@ at::Device bind_device(bool use_cuda, int gpu, double memory_fraction) {
   GPUJOB_CHECK(memory_fraction > 0 && memory_fraction <= 1, "memory fraction ", memory_fraction,
                " is outside (0, 1]");
   c10::cuda::set_device(static_cast<c10::DeviceIndex>(gpu));
+  const at::Device device(at::kCUDA, static_cast<c10::DeviceIndex>(gpu));
+  // The caching allocator starts lazily; it must exist before it takes a memory fraction.
+  (void)at::empty({1}, at::TensorOptions().device(device));
   c10::cuda::CUDACachingAllocator::setMemoryFraction(memory_fraction, gpu);
-  return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(gpu));
+  return device;
 #else
   (void)gpu;
   (void)memory_fraction;

@@ -1,4 +1,3 @@
-#include "catch.hpp"
 
 #include "gpujob/analysis/sweep_summary.hpp"
 
@@ -6,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include "catch.hpp"  // last: libtorch headers define a CHECK of their own
 
 using namespace gpujob::analysis;
 

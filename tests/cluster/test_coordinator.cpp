@@ -7,9 +7,9 @@
 #include <set>
 #include <thread>
 
-#include "catch.hpp"
 #include "gpujob/cluster/coordinator.hpp"
 #include "gpujob/cluster/stop_signal.hpp"
+#include "catch.hpp"  // last: libtorch headers define a CHECK of their own
 
 using namespace gpujob;
 using namespace gpujob::cluster;

@@ -5,9 +5,9 @@
 #include <map>
 #include <set>
 
-#include "catch.hpp"
 #include "gpujob/cluster/layout.hpp"
 #include "gpujob/config/load_config.hpp"
+#include "catch.hpp"  // last: libtorch headers define a CHECK of their own
 
 using namespace gpujob;
 using namespace gpujob::cluster;

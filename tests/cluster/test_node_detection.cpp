@@ -4,8 +4,8 @@
 #include <map>
 #include <string>
 
-#include "catch.hpp"
 #include "gpujob/cluster/world.hpp"
+#include "catch.hpp"  // last: libtorch headers define a CHECK of their own
 
 using namespace gpujob;
 using namespace gpujob::cluster;

@@ -5,8 +5,8 @@
 #include <set>
 #include <string>
 
-#include "catch.hpp"
 #include "gpujob/config/load_config.hpp"
+#include "catch.hpp"  // last: libtorch headers define a CHECK of their own
 
 using namespace gpujob;
 using namespace gpujob::config;

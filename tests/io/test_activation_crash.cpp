@@ -1,6 +1,5 @@
 // A writer killed with SIGKILL mid-run leaves a file that opens, and a resume completes it.
 // Runs as a plain (singleton MPI) test: the writer is a child process started before MPI_Init.
-#include "catch.hpp"
 
 #include "activation_fixture.hpp"
 #include "gpujob/io/jsonl.hpp"
@@ -10,6 +9,7 @@
 #include <filesystem>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "catch.hpp"  // last: libtorch headers define a CHECK of their own
 
 extern char** environ;
 

@@ -1,5 +1,4 @@
 // Parallel HDF5 activation file; run with 1 rank and under mpirun with 3 ranks.
-#include "catch.hpp"
 
 #include "activation_fixture.hpp"
 #include "temp_dir.hpp"
@@ -8,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include "catch.hpp"  // last: libtorch headers define a CHECK of their own
 
 using namespace gpujob::io;
 

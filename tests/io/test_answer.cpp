@@ -1,6 +1,6 @@
-#include "catch.hpp"
 
 #include "gpujob/io/answer.hpp"
+#include "catch.hpp"  // last: libtorch headers define a CHECK of their own
 
 using gpujob::io::answer_label;
 using gpujob::io::parse_answer;

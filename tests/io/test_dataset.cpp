@@ -1,4 +1,3 @@
-#include "catch.hpp"
 
 #include "gpujob/io/dataset.hpp"
 #include "gpujob/io/fingerprint.hpp"
@@ -7,6 +6,7 @@
 
 #include <algorithm>
 #include <set>
+#include "catch.hpp"  // last: libtorch headers define a CHECK of their own
 
 using namespace gpujob::io;
 

@@ -1,4 +1,3 @@
-#include "catch.hpp"
 
 #include "gpujob/io/generation_cache.hpp"
 #include "gpujob/io/jsonl.hpp"
@@ -6,6 +5,7 @@
 #include "temp_dir.hpp"
 
 #include <filesystem>
+#include "catch.hpp"  // last: libtorch headers define a CHECK of their own
 
 using namespace gpujob::io;
 

@@ -1,8 +1,8 @@
-#include "catch.hpp"
 
 #include "gpujob/io/jsonl.hpp"
 #include "gpujob/util/error.hpp"
 #include "temp_dir.hpp"
+#include "catch.hpp"  // last: libtorch headers define a CHECK of their own
 
 using gpujob::io::JsonlAppender;
 using gpujob::io::read_jsonl;

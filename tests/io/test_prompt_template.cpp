@@ -1,9 +1,9 @@
-#include "catch.hpp"
 
 #include "gpujob/io/dataset.hpp"
 #include "gpujob/io/prompt_template.hpp"
 #include "gpujob/util/error.hpp"
 #include "temp_dir.hpp"
+#include "catch.hpp"  // last: libtorch headers define a CHECK of their own
 
 using namespace gpujob::io;
 

@@ -15,11 +15,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "catch.hpp"
 #include "gpujob/model/decoder.hpp"
 #include "gpujob/model/generator.hpp"
 #include "gpujob/model/safetensors.hpp"
 #include "gpujob/util/error.hpp"
+#include "catch.hpp"  // last: libtorch headers define a CHECK of their own
 
 using namespace gpujob::model;
 namespace fs = std::filesystem;

@@ -8,9 +8,9 @@
 #include <numeric>
 #include <vector>
 
-#include "catch.hpp"
 #include "gpujob/model/sampler.hpp"
 #include "gpujob/util/error.hpp"
+#include "catch.hpp"  // last: libtorch headers define a CHECK of their own
 
 using namespace gpujob::model;
 

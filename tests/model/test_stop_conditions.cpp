@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "catch.hpp"
 #include "gpujob/model/stop_conditions.hpp"
 #include "gpujob/util/error.hpp"
+#include "catch.hpp"  // last: libtorch headers define a CHECK of their own
 
 using namespace gpujob::model;
 namespace fs = std::filesystem;

@@ -1,8 +1,8 @@
 // BPE model rules on small hand-made vocabularies: merge priority, both merge formats,
 // ignore_merges, byte fallback, unknown-token fusing, and merges that cross a "▁" (which must turn
 // off the word-by-word shortcut for SentencePiece-style models).
-#include "catch.hpp"
 #include "gpujob/text/bpe_model.hpp"
+#include "catch.hpp"  // last: libtorch headers define a CHECK of their own
 
 using gpujob::text::BpeModel;
 using nlohmann::json;

@@ -5,10 +5,10 @@
 #include <set>
 #include <sstream>
 
-#include "catch.hpp"
 #include "fixtures.hpp"
 #include "gpujob/text/chat_template.hpp"
 #include "gpujob/util/error.hpp"
+#include "catch.hpp"  // last: libtorch headers define a CHECK of their own
 
 using namespace gpujob::text;
 namespace fs = std::filesystem;

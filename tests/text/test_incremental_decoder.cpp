@@ -1,9 +1,9 @@
 // Incremental decoding: the pieces returned token by token add up to the full decode, and none of
 // them ends inside a multi-byte character.
-#include "catch.hpp"
 #include "fixtures.hpp"
 #include "gpujob/text/incremental_decoder.hpp"
 #include "gpujob/text/utf8.hpp"
+#include "catch.hpp"  // last: libtorch headers define a CHECK of their own
 
 using namespace gpujob::text;
 namespace fs = std::filesystem;

@@ -7,9 +7,9 @@
 
 #include <unistd.h>
 
-#include "catch.hpp"
 #include "fixtures.hpp"
 #include "gpujob/text/tokenizer.hpp"
+#include "catch.hpp"  // last: libtorch headers define a CHECK of their own
 
 using namespace gpujob::text;
 namespace fs = std::filesystem;

@@ -1,10 +1,10 @@
 // The JSONL core of `gpujob tokenize`: {"text"} lines to {"ids"} lines and back, and its errors.
 #include <sstream>
 
-#include "catch.hpp"
 #include "fixtures.hpp"
 #include "gpujob/text/tokenize_jsonl.hpp"
 #include "gpujob/util/error.hpp"
+#include "catch.hpp"  // last: libtorch headers define a CHECK of their own
 
 using namespace gpujob::text;
 namespace fs = std::filesystem;

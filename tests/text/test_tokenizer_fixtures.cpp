@@ -3,9 +3,9 @@
 // Qwen2.5 vocabularies: encode and decode identical to HF on the whole multi-script corpus.
 #include <set>
 
-#include "catch.hpp"
 #include "fixtures.hpp"
 #include "gpujob/text/tokenizer.hpp"
+#include "catch.hpp"  // last: libtorch headers define a CHECK of their own
 
 using namespace gpujob::text;
 namespace fs = std::filesystem;

@@ -5,9 +5,9 @@
 #include <fstream>
 #include <sstream>
 
-#include "catch.hpp"
 #include "gpujob/text/normalizer.hpp"
 #include "gpujob/text/tokenizer.hpp"
+#include "catch.hpp"  // last: libtorch headers define a CHECK of their own
 
 namespace fs = std::filesystem;
 using gpujob::text::load_tokenizer;

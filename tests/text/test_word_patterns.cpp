@@ -4,10 +4,10 @@
 #include <memory>
 #include <random>
 
-#include "catch.hpp"
 #include "fixtures.hpp"
 #include "gpujob/text/regex.hpp"
 #include "gpujob/text/word_patterns.hpp"
+#include "catch.hpp"  // last: libtorch headers define a CHECK of their own
 
 using namespace gpujob::text;
 

@@ -1,6 +1,6 @@
-#include "catch.hpp"
 
 #include "gpujob/util/error.hpp"
+#include "catch.hpp"  // last: libtorch headers define a CHECK of their own
 
 TEST_CASE("fail() builds one line from its parts") {
   try {
