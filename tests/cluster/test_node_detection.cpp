@@ -62,7 +62,10 @@ TEST_CASE("MPI's shared-memory split puts every rank of this host on one node") 
 
 TEST_CASE("under srun, Slurm's variables place the ranks on their nodes") {
   World& w = world();
-  REQUIRE(w.size() % 2 == 0);
+  if (w.size() < 2 || w.size() % 2 != 0) {
+    WARN("runs under mpirun with an even number of ranks (CTest: mpi_node_detection_4)");
+    return;
+  }
   const auto env = map_env(srun_env(w.rank(), w.size(), 2));
   for (auto mode : {config::NodeDetection::automatic, config::NodeDetection::slurm}) {
     const NodeInfo info = detect_node(w.comm(), mode, env);
@@ -78,6 +81,10 @@ TEST_CASE("under srun, Slurm's variables place the ranks on their nodes") {
 
 TEST_CASE("automatic detection ignores Slurm variables that describe another launch") {
   World& w = world();
+  if (w.size() < 2) {
+    WARN("runs under mpirun with several ranks (CTest: mpi_node_detection_4)");
+    return;
+  }
   // mpirun inside an allocation: the batch step's variables, the same on every rank.
   auto vars = srun_env(0, 1, 1);
   const NodeInfo info = detect_node(w.comm(), config::NodeDetection::automatic, map_env(vars));
