@@ -50,11 +50,13 @@ void run_generator(JobContext& context, const ActivationPipeline& pipeline, clus
                    int queue) {
   const auto* role = context.self.find(Role::generator);
   const auto& cfg = context.config;
+  auto chunk = coordinator.next(queue);
+  if (!chunk) return;  // everything is cached: the model is never loaded
   auto decoder = load_decoder(cfg.model, role->gpu, role->memory_fraction);
   const auto options = generator_options(cfg.generation, cfg.model.path, pipeline.tokenizer());
   model::DecoderSlotModel slots(*decoder, std::max(1, cfg.generation.batch_size),
                                 kv_cache_length(pipeline.data().samples, cfg.generation));
-  while (auto chunk = coordinator.next(queue)) {
+  for (; chunk; chunk = coordinator.next(queue)) {
     coordinator.complete(*chunk, pipeline.generate_chunk(slots, options, chunk->id));
   }
 }
@@ -63,9 +65,11 @@ void run_extractor(JobContext& context, const ActivationPipeline& pipeline, clus
                    int queue, io::ActivationFile& file) {
   const auto* role = context.self.find(Role::extractor);
   const auto& cfg = context.config;
+  auto first = coordinator.next(queue);
+  if (!first) return;  // the file is complete: the model is never loaded
   auto decoder = load_decoder(cfg.model, role->gpu, role->memory_fraction);
   const auto request = capture_request(cfg.extract, pipeline.special_token_ids());
-  while (auto chunk = coordinator.next(queue)) {
+  for (auto chunk = first; chunk; chunk = coordinator.next(queue)) {
     const auto range = pipeline.chunk(chunk->id);
     extract_chunk(*decoder, request, pipeline.sequences(chunk->id, chunk->dependency_result), range.first,
                   chunk->id, std::max(1, cfg.extract.batch_size), file);

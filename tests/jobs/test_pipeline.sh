@@ -13,6 +13,8 @@ work=$(mktemp -d /tmp/gpujob-pipeline.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 mpi=(mpirun --oversubscribe)
+# The system Python has Debian's numpy and h5py (scripts/deps.sh installs them).
+python3() { if [[ -x /usr/bin/python3 ]]; then /usr/bin/python3 "$@"; else command python3 "$@"; fi; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 "$gpujob" make-demo-model "$work/model" --corpus "$src/configs/data/mc_demo.jsonl" >/dev/null
