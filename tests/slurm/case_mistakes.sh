@@ -22,8 +22,10 @@ sbatch --wait -J singletons-world1 -o singletons-world1.out -N2 --ntasks-per-nod
   --wrap "srun --mpi=none env -u SLURM_NODELIST -u SLURM_JOB_NODELIST $GPUJOB layout-2-per-node.yaml --set run_name=singletons-world1" \
   >/dev/null || rc=$?
 expect_eq "srun --mpi=none, worlds of 1: job exit status (launch error)" 2 "$rc"
-expect_eq "srun --mpi=none, worlds of 1: tasks that printed the missing-plugin error" 4 \
-  "$(count_lines '^gpujob: error: srun started 4 tasks but each one is an MPI world of 1: srun is missing the MPI plugin; use .srun --mpi=pmix' singletons-world1.out)"
+# Four tasks write to one output file at once: lines may interleave, so at least one intact
+# copy of the message is required (the exit status above already says every task failed).
+printed=$(count_lines 'srun started 4 tasks but each one is an MPI world of 1: srun is missing the MPI plugin; use .srun --mpi=pmix' singletons-world1.out)
+[[ $printed -ge 1 ]] || fail "srun --mpi=none, worlds of 1: no task printed the missing-plugin error"
 [[ ! -e results/singletons-world1/selftest.json && ! -s results/singletons-world1/selftest_progress.jsonl ]] ||
   fail "srun --mpi=none, worlds of 1: the singletons ran the job"
 say "ok: srun --mpi=none, worlds of 1: no results written"
