@@ -33,7 +33,10 @@ void sleep_ms(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms
 
 TEST_CASE("chunks go to whoever asks: a slow worker does fewer") {
   World& w = world();
-  REQUIRE(w.size() >= 3);
+  if (w.size() < 3) {
+    WARN("runs under mpirun with 3 or more ranks (CTest: mpi_coordinator_3, mpi_coordinator_4)");
+    return;
+  }
   const int n = 60;
   std::vector<WorkQueue> queues;
   std::map<int64_t, ChunkResult> results;  // rank 0: id -> result
@@ -76,6 +79,10 @@ TEST_CASE("chunks go to whoever asks: a slow worker does fewer") {
 
 TEST_CASE("a dependent queue consumes the first queue's results as they arrive") {
   World& w = world();
+  if (w.size() < 3) {
+    WARN("runs under mpirun with 3 or more ranks (CTest: mpi_coordinator_3, mpi_coordinator_4)");
+    return;
+  }
   const int n = 12;
   std::vector<WorkQueue> queues;
   std::vector<std::pair<int, int64_t>> order;  // rank 0: completion order (queue, id)
@@ -137,6 +144,10 @@ TEST_CASE("a dependent queue consumes the first queue's results as they arrive")
 
 TEST_CASE("a queue that depends on a missing chunk is refused on every rank") {
   World& w = world();
+  if (w.size() < 3) {
+    WARN("runs under mpirun with 3 or more ranks (CTest: mpi_coordinator_3, mpi_coordinator_4)");
+    return;
+  }
   std::vector<WorkQueue> queues;
   if (w.rank() == 0) {
     queues = {WorkQueue{"a", {{0, ""}}, -1, {}}, WorkQueue{"b", {{0, ""}, {7, ""}}, 0, {}}};
@@ -148,6 +159,10 @@ TEST_CASE("a queue that depends on a missing chunk is refused on every rank") {
 // Last: the stop flag cannot be taken back within a process.
 TEST_CASE("a stop hands out nothing more, lets in-flight chunks finish, and is reported everywhere") {
   World& w = world();
+  if (w.size() < 3) {
+    WARN("runs under mpirun with 3 or more ranks (CTest: mpi_coordinator_3, mpi_coordinator_4)");
+    return;
+  }
   const int n = 200;
   std::vector<WorkQueue> queues;
   CoordinatorHooks hooks;
