@@ -54,10 +54,11 @@ void run_generator(JobContext& context, const ActivationPipeline& pipeline, clus
   if (!chunk) return;  // everything is cached: the model is never loaded
   auto decoder = load_decoder(cfg.model, role->gpu, role->memory_fraction);
   const auto options = generator_options(cfg.generation, cfg.model.path, pipeline.tokenizer());
-  model::DecoderSlotModel slots(*decoder, std::max(1, cfg.generation.batch_size),
-                                kv_cache_length(pipeline.data().samples, cfg.generation));
+  const auto& samples = pipeline.data().samples;
+  auto slots = make_generator_slots(*decoder, cfg.generation, static_cast<int64_t>(samples.size()),
+                                    kv_cache_length(samples, cfg.generation));
   for (; chunk; chunk = coordinator.next(queue)) {
-    coordinator.complete(*chunk, pipeline.generate_chunk(slots, options, chunk->id));
+    coordinator.complete(*chunk, pipeline.generate_chunk(*slots, options, chunk->id));
   }
 }
 
@@ -69,10 +70,11 @@ void run_extractor(JobContext& context, const ActivationPipeline& pipeline, clus
   if (!first) return;  // the file is complete: the model is never loaded
   auto decoder = load_decoder(cfg.model, role->gpu, role->memory_fraction);
   const auto request = capture_request(cfg.extract, pipeline.special_token_ids());
+  int64_t batch_size = std::max(1, cfg.extract.batch_size);  // shrinks for good after an out-of-memory
   for (auto chunk = first; chunk; chunk = coordinator.next(queue)) {
     const auto range = pipeline.chunk(chunk->id);
     extract_chunk(*decoder, request, pipeline.sequences(chunk->id, chunk->dependency_result), range.first,
-                  chunk->id, std::max(1, cfg.extract.batch_size), file);
+                  chunk->id, batch_size, file);
     coordinator.complete(*chunk, "");
   }
 }

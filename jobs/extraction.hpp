@@ -22,8 +22,10 @@ model::CaptureRequest capture_request(const config::ExtractSettings& extract,
 // Runs samples [first_sample, first_sample + sequences.size()) through the decoder in batches of
 // `batch_size` (longest first, so padding is small and an out-of-memory shows up at once) and
 // writes their rows into `file`. The chunk is recorded as done only after every row is written.
+// Out of device memory halves `batch_size` and retries (model/oom_backoff.hpp); the smaller size
+// stays for the caller's next chunks.
 void extract_chunk(const model::Decoder& decoder, const model::CaptureRequest& request,
                    const std::vector<std::vector<int64_t>>& sequences, int64_t first_sample,
-                   int64_t chunk, int batch_size, io::ActivationFile& file);
+                   int64_t chunk, int64_t& batch_size, io::ActivationFile& file);
 
 }  // namespace gpujob::jobs

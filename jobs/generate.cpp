@@ -33,6 +33,7 @@ model::GeneratorOptions generator_options(const config::GenerationSettings& gene
   options.stop.stop_strings = generation.stop;
   options.stop.max_new_tokens = generation.max_new_tokens;
   options.stop.ignore_eos = generation.ignore_eos;
+  options.max_prefill_tokens = generation.max_prefill_tokens;
   model::validate_stop_conditions(options.stop);
   if (options.stop.eos_token_ids.empty() && !options.stop.ignore_eos) {
     spdlog::warn("{}: no eos_token_id in config.json or generation_config.json; completions end at "
@@ -129,9 +130,6 @@ model::ProgressFn progress_logger() {
   };
 }
 
-int64_t slot_count(const config::GenerationSettings& generation, size_t samples) {
-  return std::max<int64_t>(1, std::min<int64_t>(generation.batch_size, static_cast<int64_t>(samples)));
-}
 
 }  // namespace
 
@@ -144,9 +142,9 @@ void run_generate_single_process(const config::RunConfig& config) {
   options.progress = progress_logger();
   const int64_t max_len = kv_cache_length(data.samples, generation);
   std::unique_ptr<model::Decoder> decoder = load_decoder(config.model, /*gpu=*/0, /*memory_fraction=*/0.9);
-  model::DecoderSlotModel slots(*decoder, slot_count(generation, data.samples.size()), max_len);
+  auto slots = make_generator_slots(*decoder, generation, static_cast<int64_t>(data.samples.size()), max_len);
   const int64_t n = static_cast<int64_t>(data.samples.size());
-  write_output(generation.output, completion_lines(slots, options, data, 0, n, tokenizer != nullptr),
+  write_output(generation.output, completion_lines(*slots, options, data, 0, n, tokenizer != nullptr),
                data.samples.size());
 }
 
@@ -186,12 +184,12 @@ int run_generate_job(JobContext& context) {
   cluster::Coordinator coordinator(world, cfg.coordinator, std::move(queues), hooks);
   if (const auto* role = context.self.find(config::Role::generator)) {
     std::unique_ptr<model::Decoder> decoder = load_decoder(cfg.model, role->gpu, role->memory_fraction);
-    model::DecoderSlotModel slots(*decoder, slot_count(generation, data.samples.size()), max_len);
+    auto slots = make_generator_slots(*decoder, generation, static_cast<int64_t>(data.samples.size()), max_len);
     options.progress = progress_logger();
     while (auto chunk = coordinator.next(0)) {
       const int64_t begin = chunk->id * chunk_size;
       const int64_t end = std::min(n, begin + chunk_size);
-      coordinator.complete(*chunk, completion_lines(slots, options, data, begin, end, tokenizer != nullptr));
+      coordinator.complete(*chunk, completion_lines(*slots, options, data, begin, end, tokenizer != nullptr));
     }
   }
   const cluster::RunSummary summary = coordinator.finish();

@@ -10,6 +10,7 @@
 #include "gpujob/cluster/stop_signal.hpp"
 #include "gpujob/cluster/world.hpp"
 #include "gpujob/config/load_config.hpp"
+#include "gpujob/util/crash_report.hpp"
 #include "gpujob/util/log.hpp"
 #include "jobs/job_registry.hpp"
 
@@ -19,6 +20,7 @@ int run_config_file(int* argc, char*** argv, const std::string& config_path, con
   cluster::World world(argc, argv);
   cluster::install_stop_handlers();
   init_logging(world.size() > 1 ? world.rank() : -1);
+  install_crash_report(world.size() > 1 ? world.rank() : -1);
   try {
     // Startup: every step is checked on every rank and agreed on, so a bad config or launch is
     // reported once and all ranks exit with status 2 instead of some waiting for the others.

@@ -124,6 +124,7 @@ GenerationSettings read_generation(KeyReader r) {
   g.ignore_eos = r.get("ignore_eos", g.ignore_eos);
   g.batch_size = r.get("batch_size", g.batch_size);
   g.max_model_len = r.get("max_model_len", g.max_model_len);
+  g.max_prefill_tokens = r.get("max_prefill_tokens", g.max_prefill_tokens);
   g.output = r.get("output", g.output);
   g.cache_dir = r.get("cache_dir", g.cache_dir);
   r.finish();

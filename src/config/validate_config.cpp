@@ -75,6 +75,7 @@ void validate_run_config(const RunConfig& c) {
   require_positive(c, "generation.max_new_tokens", g.max_new_tokens);
   require_positive(c, "generation.batch_size", g.batch_size);
   require_positive(c, "generation.max_model_len", g.max_model_len);
+  require_positive(c, "generation.max_prefill_tokens", g.max_prefill_tokens);
   if (g.temperature < 0) c.source.fail("generation.temperature", "found ", g.temperature, ", expected >= 0 (0 = greedy)");
   if (g.top_k < 0) c.source.fail("generation.top_k", "found ", g.top_k, ", expected >= 0 (0 = off)");
   if (!(g.top_p > 0 && g.top_p <= 1)) c.source.fail("generation.top_p", "found ", g.top_p, ", expected a value in (0, 1]");

@@ -20,21 +20,6 @@ at::Tensor DecoderSlotModel::forward(const std::vector<int64_t>& slots,
   return decoder_.forward_cached(cache_, slots, new_tokens);
 }
 
-KvCachePlan plan_kv_cache(int64_t budget_bytes, const KvCacheShape& shape, at::ScalarType dtype,
-                          int64_t max_len, int64_t max_slots) {
-  GPUJOB_CHECK(max_len >= 1 && max_slots >= 1, "plan_kv_cache: expected max_len >= 1 and max_slots >= 1, found ",
-               max_len, " and ", max_slots);
-  const int64_t per_slot = KvCache::bytes_per_token(shape, dtype) * max_len;
-  const int64_t fit = per_slot > 0 ? budget_bytes / per_slot : max_slots;
-  GPUJOB_CHECK(fit >= 1, "KV cache: a budget of ", budget_bytes, " bytes does not hold one slot of ", max_len,
-               " positions (", per_slot, " bytes); lower max_new_tokens or the prompt length, or raise the memory fraction");
-  KvCachePlan plan;
-  plan.n_slots = std::min(fit, max_slots);
-  plan.max_len = max_len;
-  plan.bytes = plan.n_slots * per_slot;
-  return plan;
-}
-
 int64_t slot_positions_needed(int64_t prompt_tokens, int64_t max_new_tokens) {
   return prompt_tokens + max_new_tokens - 1;
 }

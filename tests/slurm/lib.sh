@@ -28,7 +28,10 @@ expect_grep() {
 }
 
 # count_lines PATTERN FILE: lines matching the extended regex (0 when none or no file).
-count_lines() { grep -Ec -- "$1" "$2" 2>/dev/null || true; }
+count_lines() {
+  [[ -f $2 ]] || { echo 0; return; }
+  grep -Ec -- "$1" "$2" || true
+}
 
 # Submits slurm/sweep.sh with sbatch --wait; sets JOB (id) and JOB_RC (sbatch's exit status, which
 # is the batch script's). Usage: submit NAME [sbatch options] -- CONFIG [gpujob options]
@@ -79,9 +82,9 @@ job_states() {
 # Prints the tail of every log that helps explain a failure.
 dump_logs() {
   local f
-  for f in "$WORK"/*.out "$CLUSTER"/log/*.log; do
+  for f in "$WORK"/*.out "$WORK"/*/*.out "$CLUSTER"/log/*.log; do
     [[ -f $f ]] || continue
-    echo "----- $f (last 40 lines)"
-    tail -n 40 "$f"
+    echo "----- $f (last 60 lines)"
+    tail -n 60 "$f"
   done
 }

@@ -60,6 +60,7 @@ struct GenerationSettings {
   bool ignore_eos = false;         // keep going past EOS (benchmarks)
   int batch_size = 16;             // sequences decoded together per generator rank
   int max_model_len = 4096;        // prompt + completion tokens, at most (sizes the KV cache)
+  int max_prefill_tokens = 8192;   // prompt tokens (padded) one prefill call takes; bounds its memory
   std::string output;              // job generate: JSONL file written in data order
   std::string cache_dir;           // completion cache; empty = <output_dir>/cache
 };

@@ -13,6 +13,11 @@ int visible_gpu_count();
 // other. Returns the device to load models on. No-op returning CPU when `use_cuda` is false.
 at::Device bind_device(bool use_cuda, int gpu, double memory_fraction);
 
+// Bytes this process may still allocate on `device`: its memory fraction of the GPU (from
+// bind_device; 1 when none was set) minus what its tensors hold, and never more than the GPU has
+// free (other ranks sharing it count). -1 on the CPU, where no limit is enforced.
+int64_t available_device_memory(at::Device device);
+
 // Returns cached, unused device memory to the driver (after a phase's model is destroyed, so the
 // next phase on the same GPU gets it). No-op on CPU.
 void release_cached_device_memory();

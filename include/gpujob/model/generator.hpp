@@ -49,20 +49,6 @@ class DecoderSlotModel : public SlotModel {
   KvCache cache_;
 };
 
-// KV cache size for a memory budget.
-struct KvCachePlan {
-  int64_t n_slots = 0;  // sequences decoded together
-  int64_t max_len = 0;  // positions per slot, tokens
-  int64_t bytes = 0;    // what the cache takes
-};
-
-// The most slots (at most max_slots) of max_len positions each that fit in budget_bytes, given the
-// cache's per-token size (KvCache::bytes_per_token). The budget is for the cache alone: activations of
-// a forward pass must be left out of it by the caller. Throws a one-line error when not even one slot
-// fits, naming the budget and what one slot needs.
-KvCachePlan plan_kv_cache(int64_t budget_bytes, const KvCacheShape& shape, at::ScalarType dtype,
-                          int64_t max_len, int64_t max_slots);
-
 // Positions a slot needs for a prompt: the last generated token is never fed back, so
 // prompt + max_new_tokens - 1.
 int64_t slot_positions_needed(int64_t prompt_tokens, int64_t max_new_tokens);

@@ -1,0 +1,68 @@
+// A crashing process names its rank and signal on stderr and still dies of that signal.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <string>
+
+#include "gpujob/util/crash_report.hpp"
+#include "catch.hpp"  // last: libtorch headers define a CHECK of their own
+
+namespace {
+
+struct ChildOutcome {
+  int term_signal = 0;   // 0 when the child exited normally
+  std::string stderr_text;
+};
+
+// Runs `body` in a child process whose stderr is captured.
+template <typename Body>
+ChildOutcome run_child(Body body) {
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  const pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    dup2(fds[1], STDERR_FILENO);
+    close(fds[0]);
+    body();
+    _exit(0);
+  }
+  close(fds[1]);
+  ChildOutcome out;
+  char buffer[4096];
+  for (ssize_t n; (n = read(fds[0], buffer, sizeof buffer)) > 0;) out.stderr_text.append(buffer, n);
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (WIFSIGNALED(status)) out.term_signal = WTERMSIG(status);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a fatal signal is reported with the rank and the stack, then ends the process by that signal") {
+  const ChildOutcome out = run_child([] {
+    gpujob::install_crash_report(5);
+    std::raise(SIGSEGV);
+  });
+  CHECK(out.term_signal == SIGSEGV);
+  CHECK(out.stderr_text.find("gpujob rank 5: fatal signal SIGSEGV (Segmentation fault); native stack:\n") == 0);
+  CHECK(out.stderr_text.size() > 80);  // at least a few frames follow
+}
+
+TEST_CASE("a single-process run has no rank in the report, and an abort is reported too") {
+  const ChildOutcome out = run_child([] {
+    gpujob::install_crash_report(2);
+    gpujob::install_crash_report(-1);  // the later call wins
+    std::abort();
+  });
+  CHECK(out.term_signal == SIGABRT);
+  CHECK(out.stderr_text.find("gpujob: fatal signal SIGABRT (Aborted)") == 0);
+}
+
+TEST_CASE("a process that does not crash prints nothing") {
+  const ChildOutcome out = run_child([] { gpujob::install_crash_report(0); });
+  CHECK(out.term_signal == 0);
+  CHECK(out.stderr_text.empty());
+}
