@@ -1,5 +1,7 @@
 // Encode throughput of a checkpoint's tokenizer on a large generated multi-script text (MB/s, one
-// core and all cores). Usage: tokenizer_bench MODEL_DIR [MEGABYTES=100] [THREADS=hardware]
+// core and all cores). Usage: tokenizer_bench MODEL_DIR [MEGABYTES=100] [THREADS=hardware] [TEXT_OUT]
+// TEXT_OUT: also write the documents there (JSONL, {"text": ...} per line) so that
+// bench/tokenizer_hf.py times HF tokenizers on the same text and checks the token count.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -11,6 +13,8 @@
 #include <ctime>
 #include <thread>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "gpujob/text/tokenizer.hpp"
 
@@ -81,7 +85,7 @@ std::vector<std::string> split_lines(const std::string& text, std::size_t parts)
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s MODEL_DIR [MEGABYTES=100] [THREADS]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s MODEL_DIR [MEGABYTES=100] [THREADS] [TEXT_OUT.jsonl]\n", argv[0]);
     return 2;
   }
   const double megabytes = argc > 2 ? std::atof(argv[2]) : 100.0;
@@ -93,6 +97,18 @@ int main(int argc, char** argv) {
   const std::string text = generate_text(static_cast<std::size_t>(megabytes * 1e6));
   // Documents of ~64 KB, as a data loader would feed them.
   const auto docs = split_lines(text, text.size() / 65536 + 1);
+  if (argc > 4) {
+    std::FILE* out = std::fopen(argv[4], "wb");
+    if (!out) {
+      std::fprintf(stderr, "cannot write %s\n", argv[4]);
+      return 1;
+    }
+    for (const auto& d : docs) {
+      const std::string line = nlohmann::json{{"text", d}}.dump() + "\n";
+      std::fwrite(line.data(), 1, line.size(), out);
+    }
+    std::fclose(out);
+  }
 
   using clock = std::chrono::steady_clock;
   auto t0 = clock::now();
