@@ -23,9 +23,12 @@
 # - Several slurmd on one host need their own port, spool dir, pid file, log and TmpFS (%n): the
 #   PMIx plugin creates DIR/tmp/%n/spmix_appdir_* per step, and a shared TmpFS makes the second
 #   node's step fail with "File exists".
-# - Open MPI's shared-memory transport names its segments after the hostname and job id, so two
-#   "nodes" with one hostname collide and crash. UTS namespaces give each node its own hostname;
-#   without them env.sh turns the shared-memory transport off (OMPI_MCA_btl=^vader).
+# - Open MPI's shared-memory transport (vader) names its segments after the hostname and job id, so
+#   two "nodes" with one hostname collide and crash. UTS namespaces give each node its own hostname.
+#   Even then, vader in Open MPI 4.x now and then segfaults when several MPI jobs share one host
+#   (open-mpi/ompi#7642), which every job on this cluster does: seen here as a rare crash inside
+#   mca_btl_vader_poll_handle_frag of a 2x4-rank run. env.sh therefore turns vader off and the ranks
+#   talk over TCP on the loopback, as ranks on different hosts would.
 # - Open MPI in Debian has PMIx but no PMI-1/2 support, so MpiDefault is pmix.
 # - A requeued job waits cred_expire seconds (default 120) plus a scheduler pass before it may run
 #   again; cred_expire=10 and sched_interval=5 make that about 15 s. MinJobAge=4 keeps
@@ -180,9 +183,11 @@ lc_start() {
     echo "export SLURM_CONF=$dir/slurm.conf"
     echo "# Every node is this host: Open MPI's TCP transport needs only the loopback interface."
     echo 'export OMPI_MCA_btl_tcp_if_include=${OMPI_MCA_btl_tcp_if_include:-lo}'
+    echo "# Every node is this host: Open MPI's shared-memory transport (vader) crashes now and then"
+    echo "# when several MPI jobs share a host (and collides outright when the nodes share a hostname)."
+    echo 'export OMPI_MCA_btl=${OMPI_MCA_btl:-^vader}'
     if [[ $uts != 1 ]]; then
-      echo "# The nodes share one hostname: Open MPI's shared-memory segments would collide."
-      echo 'export OMPI_MCA_btl=${OMPI_MCA_btl:-^vader}'
+      echo "# The nodes share one hostname (no UTS namespaces here)."
     fi
   } > "$dir/env.sh"
   # shellcheck disable=SC1091

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The GPU benchmarks of BENCHMARKS.md, gpujob and HF transformers side by side in one run.
+#
+#   bench/run_gpu_benchmarks.sh BUILD_DIR WORK_DIR [extract|generate|all] [SHAPE...]
+#
+# BUILD_DIR: a CUDA build of gpujob (its forward_bench and generate_bench targets are built here).
+# WORK_DIR: where the random-weight checkpoints go (qwen3-8b about 16 GB, gemma3-12b about 24 GB);
+# an existing checkpoint is reused. SHAPE default: qwen3-8b gemma3-12b for extract, qwen3-8b for
+# generate. Every line it prints is also appended to WORK_DIR/bench.log.
+set -euo pipefail
+
+(($# >= 2)) || { sed -n '2,11p' "$0" >&2; exit 2; }
+BUILD=$1 WORK=$2 WHAT=${3:-all}
+shift $(($# >= 3 ? 3 : 2))
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+mkdir -p "$WORK"
+LOG=$WORK/bench.log
+
+run() { echo "\$ $*" | tee -a "$LOG"; "$@" 2>&1 | tee -a "$LOG"; }
+
+cmake --build "$BUILD" --target forward_bench generate_bench >/dev/null
+
+model_for() {
+  local dir=$WORK/$1
+  [[ -f $dir/config.json ]] || run python3 "$HERE/hf_baselines.py" make-model --shape "$1" --out "$dir"
+  echo "$dir"
+}
+
+if [[ $WHAT == extract || $WHAT == all ]]; then
+  shapes=("$@")
+  ((${#shapes[@]})) || shapes=(qwen3-8b gemma3-12b)
+  for shape in "${shapes[@]}"; do
+    dir=$(model_for "$shape" | tail -n 1)
+    for position in last all; do
+      for batch in 1 16; do
+        run python3 "$HERE/hf_baselines.py" extract --model "$dir" --layer 13 --batch "$batch" --position "$position"
+        run "$BUILD/forward_bench" "$dir" --layer 13 --batch "$batch" --position "$position"
+      done
+    done
+  done
+fi
+
+if [[ $WHAT == generate || $WHAT == all ]]; then
+  shapes=("$@")
+  ((${#shapes[@]})) || shapes=(qwen3-8b)
+  for shape in "${shapes[@]}"; do
+    dir=$(model_for "$shape" | tail -n 1)
+    for batch in 1 32; do
+      run python3 "$HERE/hf_baselines.py" generate --model "$dir" --batch "$batch"
+      run "$BUILD/generate_bench" "$dir" --batch "$batch" --prompts "$batch"
+    done
+  done
+fi
