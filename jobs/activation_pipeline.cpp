@@ -47,6 +47,10 @@ ActivationPipeline::ActivationPipeline(const config::RunConfig& config, bool wit
     : config_(config), with_generation_(with_generation) {
   tokenizer_ = load_model_tokenizer(config.model.path);
   data_ = prepare_samples(config, tokenizer_.get());
+  model_fingerprint_ = io::model_fingerprint(config.model.path);
+  const auto model_config = model::load_model_config(config.model.path + "/config.json");
+  hidden_size_ = model_config.hidden_size;
+  architecture_ = model_config.architecture;
 }
 
 int64_t ActivationPipeline::num_chunks() const {
@@ -66,7 +70,7 @@ ChunkRange ActivationPipeline::chunk(int64_t index) const {
 io::GenerationCacheKey ActivationPipeline::cache_key() const {
   io::GenerationCacheKey key;
   key.model_name = folder_name(config_.model.path);
-  key.model = io::model_fingerprint(config_.model.path);
+  key.model = model_fingerprint_;
   key.template_name = data_.prompt_template.name.empty() ? "no-template" : data_.prompt_template.name;
   key.template_text = data_.prompt_template.source;
   key.data = io::describe_selection(data_.prompt_set, data_.selection);
@@ -153,8 +157,7 @@ std::string ActivationPipeline::output_path() const {
 
 io::ActivationFileSpec ActivationPipeline::file_spec() const {
   io::ActivationFileSpec spec;
-  const auto model_config = model::load_model_config(config_.model.path + "/config.json");
-  spec.hidden_size = model_config.hidden_size;
+  spec.hidden_size = hidden_size_;
   spec.datasets = requested_datasets(config_.extract);
   for (const auto& s : data_.samples) spec.sample_ids.push_back(s.id);
   const bool wants_all = std::any_of(spec.datasets.begin(), spec.datasets.end(),
@@ -170,7 +173,7 @@ io::ActivationFileSpec ActivationPipeline::file_spec() const {
   spec.dtype = config_.extract.dtype == config::DType::float16 ? io::ActivationDtype::kFloat16
                                                                : io::ActivationDtype::kFloat32;
   nlohmann::json identity = {
-      {"model", io::model_fingerprint(config_.model.path)},
+      {"model", model_fingerprint_},
       {"data", io::describe_selection(data_.prompt_set, data_.selection)},
       {"template", data_.prompt_template.source},
       {"generation", with_generation_ ? generation_identity(config_) : nlohmann::json(nullptr)},
@@ -183,7 +186,7 @@ io::ActivationFileSpec ActivationPipeline::file_spec() const {
   spec.fingerprint = io::fnv1a64_hex(identity.dump());
   spec.string_attributes = {
       {"model", config_.model.path},
-      {"architecture", model_config.architecture},
+      {"architecture", architecture_},
       {"config", read_text_file(config_.source.file())},
       {"config_path", config_.source.file()},
       {"template", data_.prompt_template.name},

@@ -71,6 +71,11 @@ class ActivationPipeline {
   bool with_generation_;
   std::unique_ptr<text::Tokenizer> tokenizer_;
   PreparedData data_;
+  // Read once: hashing the model's config and tokenizer files is not free, and both the cache key
+  // and the file's fingerprint need it.
+  nlohmann::json model_fingerprint_;
+  int64_t hidden_size_ = 0;
+  std::string architecture_;
 };
 
 // Loads a cache's lines keyed by sample id.

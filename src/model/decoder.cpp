@@ -71,6 +71,17 @@ Decoder::Decoder(ModelConfig config, std::unique_ptr<DecoderWeights> weights, co
   GPUJOB_CHECK(c.size() == options_.shard_count && c.rank() == options_.shard_index,
                "decoder: collectives have rank ", c.rank(), " of ", c.size(),
                " but the decoder holds shard ", options_.shard_index, " of ", options_.shard_count);
+  if (options_.device.is_cuda()) key_bucket_ = 256;
+}
+
+void Decoder::set_key_length_bucket(int64_t positions) {
+  GPUJOB_CHECK(positions >= 1, "key length bucket must be at least 1 position, found ", positions);
+  key_bucket_ = positions;
+}
+
+int64_t Decoder::attended_key_length(int64_t longest, int64_t max_len) const {
+  const int64_t rounded = (longest + key_bucket_ - 1) / key_bucket_ * key_bucket_;
+  return std::min(max_len, std::max(longest, rounded));
 }
 
 Decoder::~Decoder() = default;
@@ -274,7 +285,7 @@ at::Tensor Decoder::forward_cached(KvCache& cache, const std::vector<int64_t>& s
   };
   Step step;
   step.positions = on_device(positions, {B, T});
-  step.key_len = key_len;
+  step.key_len = attended_key_length(key_len, cache.max_len());
   step.cache = &cache;
   step.read_slots = on_device(slots, {B});
   bool consecutive = true;

@@ -46,10 +46,14 @@ TEST_CASE("KvCache bookkeeping") {
   CHECK(cache.length(2) == 0);
 }
 
-TEST_CASE("forward_cached matches the full forward for prefill and decode, every family") {
+TEST_CASE("forward_cached matches the full forward for prefill and decode, every family and key bucket") {
+  // Bucket 1 attends over exactly the written positions; 8 and 24 (the whole cache) over masked
+  // extra positions, as decode steps with static shapes do.
+  for (const int64_t bucket : {1, 8, 24})
   for (const std::string kind : {"llama3", "qwen2", "qwen3", "gemma3", "gemma3_capped"}) {
-    INFO("model " << kind);
+    INFO("model " << kind << ", key length bucket " << bucket);
     auto decoder = tiny_decoder(kind);
+    decoder->set_key_length_bucket(bucket);
     const int64_t V = decoder->config().vocab_size;
     KvCache cache = decoder->make_kv_cache(3, 24);
     // Three slots with different prompt lengths (1, 5, 7), prefilled in one call.
@@ -71,6 +75,17 @@ TEST_CASE("forward_cached matches the full forward for prefill and decode, every
       logits = decoder->forward_cached(cache, slots, next);
     }
   }
+}
+
+TEST_CASE("the attended key length is static between bucket boundaries") {
+  auto decoder = tiny_decoder("qwen3");
+  CHECK(decoder->key_length_bucket() == 1);  // CPU default: exact
+  CHECK(decoder->attended_key_length(5, 24) == 5);
+  decoder->set_key_length_bucket(8);
+  for (int64_t len = 1; len <= 8; ++len) CHECK(decoder->attended_key_length(len, 24) == 8);
+  for (int64_t len = 9; len <= 16; ++len) CHECK(decoder->attended_key_length(len, 24) == 16);
+  CHECK(decoder->attended_key_length(17, 20) == 20);  // capped at the cache
+  CHECK_THROWS_WITH(decoder->set_key_length_bucket(0), Catch::Contains("at least 1"));
 }
 
 TEST_CASE("forward_cached: slots with different new-token counts, refill, truncate") {

@@ -80,6 +80,14 @@ class Decoder {
   at::Tensor forward_cached(KvCache& cache, const std::vector<int64_t>& slots,
                             const std::vector<std::vector<int64_t>>& new_tokens) const;
 
+  // Cached calls attend over key positions [0, K): K is the longest slot's length after the call
+  // rounded up to a multiple of the bucket, capped at the cache's max_len. Between two bucket
+  // boundaries every decode step of a batch has the same tensor shapes (what a CUDA graph captures);
+  // the extra positions are masked and change nothing. Default: 256 on CUDA, 1 (exact) on the CPU.
+  void set_key_length_bucket(int64_t positions);
+  int64_t key_length_bucket() const { return key_bucket_; }
+  int64_t attended_key_length(int64_t longest, int64_t max_len) const;
+
  private:
   struct Step;
   Collectives& collectives() const;
@@ -96,6 +104,7 @@ class Decoder {
   LoadOptions options_;
   mutable IdentityCollectives identity_;
   AttentionBackend backend_ = AttentionBackend::kAuto;
+  int64_t key_bucket_ = 1;
 };
 
 }  // namespace gpujob::model
