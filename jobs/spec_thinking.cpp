@@ -108,7 +108,7 @@ LocalShard load_shard(const config::RunConfig& config, const cluster::RoleAssign
     c10::cuda::CUDACachingAllocator::setMemoryFraction(role.memory_fraction, role.gpu);
 #endif
   }
-  cluster::MpiComm& group = target ? groups.target_group : groups.draft_group;
+  cluster::Communicator& group = target ? groups.target_group : groups.draft_group;
   if (role.group_size > 1) {
     if (cuda) {
       shard.collectives = std::make_unique<cluster::NcclCollectives>(group.get(), role.gpu);

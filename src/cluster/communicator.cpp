@@ -4,14 +4,27 @@
 
 namespace gpujob::cluster {
 
-namespace detail {
-void mpi_failed(int code, const char* call, const char* file, int line) {
+namespace {
+std::string mpi_error_text(int code) {
   char text[MPI_MAX_ERROR_STRING] = {0};
   int length = 0;
   MPI_Error_string(code, text, &length);
-  fail(call, " failed at ", file, ":", line, ": ", std::string(text, length));
+  return std::string(text, static_cast<size_t>(length));
+}
+}  // namespace
+
+namespace detail {
+void mpi_failed(int code, const char* call, const char* file, int line) {
+  fail(call, " failed at ", file, ":", line, ": ", mpi_error_text(code));
 }
 }  // namespace detail
+
+void check_mpi(int code, const char* what) {
+  if (code == MPI_SUCCESS) return;
+  int world_rank = -1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
+  fail(what, ": ", mpi_error_text(code), " (rank ", world_rank, ")");
+}
 
 Communicator::~Communicator() {
   int finalized = 0;
@@ -47,7 +60,7 @@ Communicator Communicator::duplicate(MPI_Comm comm) {
 
 Communicator Communicator::split(MPI_Comm comm, int color, int key) {
   MPI_Comm out = MPI_COMM_NULL;
-  MPI_CHECK(MPI_Comm_split(comm, color, key, &out));
+  MPI_CHECK(MPI_Comm_split(comm, color < 0 ? MPI_UNDEFINED : color, key, &out));
   return Communicator(out);
 }
 

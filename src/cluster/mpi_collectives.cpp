@@ -1,58 +1,13 @@
 // MpiCollectives: MPI_Allreduce / MPI_Allgather of CPU tensors for tensor-parallel shards.
 #include "gpujob/cluster/mpi_collectives.hpp"
 
+#include "gpujob/cluster/mpi_check.hpp"
 #include "gpujob/util/error.hpp"
 
 #include <cstdint>
 #include <vector>
 
 namespace gpujob::cluster {
-
-void check_mpi(int code, const char* what) {
-  if (code == MPI_SUCCESS) return;
-  char text[MPI_MAX_ERROR_STRING];
-  int length = 0;
-  MPI_Error_string(code, text, &length);
-  int world_rank = -1;
-  MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
-  fail(what, ": ", std::string(text, static_cast<size_t>(length)), " (rank ", world_rank, ")");
-}
-
-MpiComm::~MpiComm() {
-  int finalized = 0;
-  MPI_Finalized(&finalized);
-  // Freeing after MPI_Finalize is an error; the communicator is gone with MPI anyway.
-  if (valid() && !finalized) MPI_Comm_free(&comm_);
-}
-
-MpiComm& MpiComm::operator=(MpiComm&& other) noexcept {
-  if (this != &other) {
-    MpiComm dropped(comm_);  // frees the communicator this one held
-    comm_ = other.comm_;
-    other.comm_ = MPI_COMM_NULL;
-  }
-  return *this;
-}
-
-int MpiComm::rank() const {
-  GPUJOB_CHECK(valid(), "MpiComm::rank on a null communicator");
-  int r = 0;
-  check_mpi(MPI_Comm_rank(comm_, &r), "MPI_Comm_rank");
-  return r;
-}
-
-int MpiComm::size() const {
-  GPUJOB_CHECK(valid(), "MpiComm::size on a null communicator");
-  int n = 0;
-  check_mpi(MPI_Comm_size(comm_, &n), "MPI_Comm_size");
-  return n;
-}
-
-MpiComm MpiComm::split(MPI_Comm parent, int color, int key) {
-  MPI_Comm out = MPI_COMM_NULL;
-  check_mpi(MPI_Comm_split(parent, color < 0 ? MPI_UNDEFINED : color, key, &out), "MPI_Comm_split");
-  return MpiComm(out);
-}
 
 namespace {
 
@@ -75,7 +30,7 @@ int checked_count(int64_t n, const char* what) {
 
 }  // namespace
 
-MpiCollectives::MpiCollectives(MpiComm comm) : comm_(std::move(comm)) {
+MpiCollectives::MpiCollectives(Communicator comm) : comm_(std::move(comm)) {
   GPUJOB_CHECK(comm_.valid(), "MpiCollectives: null communicator");
   rank_ = comm_.rank();
   size_ = comm_.size();

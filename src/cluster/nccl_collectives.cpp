@@ -2,6 +2,7 @@
 #include "gpujob/cluster/nccl_collectives.hpp"
 
 #include "gpujob/cluster/mpi_collectives.hpp"
+#include "gpujob/cluster/mpi_check.hpp"
 #include "gpujob/util/error.hpp"
 
 #ifdef GPUJOB_WITH_CUDA

@@ -1,6 +1,7 @@
 // RemoteModel: the command protocol between the driver rank and a model group (broadcast + reply).
 #include "gpujob/cluster/remote_model.hpp"
 
+#include "gpujob/cluster/mpi_check.hpp"
 #include "gpujob/util/error.hpp"
 
 #include <exception>

@@ -1,6 +1,7 @@
 // SpecGroups: MPI_Comm_split of the world into target/draft shard groups and the driver's channels.
 #include "gpujob/cluster/spec_groups.hpp"
 
+#include "gpujob/cluster/mpi_check.hpp"
 #include "gpujob/util/error.hpp"
 
 #include <vector>
@@ -53,15 +54,15 @@ SpecGroups make_spec_groups(MPI_Comm world, const SpecRankRole& me) {
   SpecGroups g;
   g.role = me;
   g.driver = me.draft && me.group_rank == 0;
-  g.target_group = MpiComm::split(world, me.target_shard ? 0 : -1, me.group_rank);
-  g.draft_group = MpiComm::split(world, me.draft ? 0 : -1, me.group_rank);
+  g.target_group = Communicator::split(world, me.target_shard ? 0 : -1, me.group_rank);
+  g.draft_group = Communicator::split(world, me.draft ? 0 : -1, me.group_rank);
   const bool in_target_channel = g.driver || me.target_shard;
-  g.target_channel = MpiComm::split(world, in_target_channel ? 0 : -1, g.driver ? 0 : 1 + me.group_rank);
+  g.target_channel = Communicator::split(world, in_target_channel ? 0 : -1, g.driver ? 0 : 1 + me.group_rank);
   g.target_leader = 1;
   if (me.draft) {
     MPI_Comm dup = MPI_COMM_NULL;
     check_mpi(MPI_Comm_dup(g.draft_group.get(), &dup), "spec groups: MPI_Comm_dup");
-    g.draft_channel = MpiComm(dup);
+    g.draft_channel = Communicator(dup);
   }
   return g;
 }

@@ -19,7 +19,7 @@
 
 using namespace gpujob;
 using cluster::MpiCollectives;
-using cluster::MpiComm;
+using cluster::Communicator;
 
 namespace {
 
@@ -100,7 +100,7 @@ void check_case(const std::string& name) {
   const std::string dir = model_dir(name);
   INFO("case " << name << ", " << n << " shards, rank " << world_rank());
   const Golden golden = read_golden(dir);
-  MpiCollectives collectives(MpiComm::split(MPI_COMM_WORLD, 0, world_rank()));
+  MpiCollectives collectives(Communicator::split(MPI_COMM_WORLD, 0, world_rank()));
   auto sharded = model::Decoder::load(dir, shard_options(world_rank(), n, &collectives));
   auto single = model::Decoder::load(dir, shard_options(0, 1, nullptr));
   const int64_t layers = sharded->config().num_layers;
@@ -147,7 +147,7 @@ void check_case(const std::string& name) {
 TEST_CASE("MPI all-reduce sums float32, bfloat16, int64 and strided tensors over the shards") {
   const int rank = world_rank();
   const int n = world_size();
-  MpiCollectives c(MpiComm::split(MPI_COMM_WORLD, 0, rank));
+  MpiCollectives c(Communicator::split(MPI_COMM_WORLD, 0, rank));
   REQUIRE(c.size() == n);
   REQUIRE(c.rank() == rank);
   const double expected_sum = n * (n - 1) / 2.0;  // sum of ranks
@@ -176,7 +176,7 @@ TEST_CASE("MPI all-reduce sums float32, bfloat16, int64 and strided tensors over
 TEST_CASE("MPI all-gather concatenates shards in rank order along any dim") {
   const int rank = world_rank();
   const int n = world_size();
-  MpiCollectives c(MpiComm::split(MPI_COMM_WORLD, 0, rank));
+  MpiCollectives c(Communicator::split(MPI_COMM_WORLD, 0, rank));
   at::Tensor local = at::full({2, 3}, static_cast<double>(rank), at::kFloat);
   at::Tensor rows = c.all_gather(local, 0);
   at::Tensor cols = c.all_gather(local, -1);
@@ -201,7 +201,7 @@ TEST_CASE("shard groups split the world by color, ordered by key") {
   const int n = world_size();
   if (n < 2) return;
   // Two groups: even and odd world ranks; shard numbers follow the world order.
-  MpiCollectives group(MpiComm::split(MPI_COMM_WORLD, rank % 2, rank));
+  MpiCollectives group(Communicator::split(MPI_COMM_WORLD, rank % 2, rank));
   CHECK(group.rank() == rank / 2);
   at::Tensor t = at::full({1}, static_cast<double>(rank), at::kDouble);
   group.all_reduce_sum(t);
@@ -209,7 +209,7 @@ TEST_CASE("shard groups split the world by color, ordered by key") {
   for (int r = rank % 2; r < n; r += 2) want += r;
   CHECK(t.item<double>() == want);
   // A rank outside every group (negative color) gets no communicator.
-  MpiComm none = MpiComm::split(MPI_COMM_WORLD, rank == 0 ? -1 : 0, rank);
+  Communicator none = Communicator::split(MPI_COMM_WORLD, rank == 0 ? -1 : 0, rank);
   CHECK(none.valid() == (rank != 0));
 }
 
@@ -226,7 +226,7 @@ TEST_CASE("sharded decoders match one process and the HF goldens (heads and kv h
 TEST_CASE("shard counts that do not divide the kv heads are a clear error") {
   const int n = world_size();
   if (n != 4) return;  // kv heads 2 are divisible by 1 and 2
-  MpiCollectives collectives(MpiComm::split(MPI_COMM_WORLD, 0, world_rank()));
+  MpiCollectives collectives(Communicator::split(MPI_COMM_WORLD, 0, world_rank()));
   CHECK_THROWS_WITH(model::Decoder::load(model_dir("qwen3_new"), shard_options(world_rank(), n, &collectives)),
                     Catch::Contains("num_key_value_heads"));
 }

@@ -27,7 +27,8 @@ class Communicator {
   }
 
   static Communicator duplicate(MPI_Comm comm);
-  // MPI_Comm_split; ranks passing MPI_UNDEFINED get an invalid Communicator.
+  // MPI_Comm_split: ranks with the same color form one communicator, ordered by key. Ranks passing
+  // a negative color (MPI_UNDEFINED) get an invalid Communicator. Collective over `comm`.
   static Communicator split(MPI_Comm comm, int color, int key);
 
  private:

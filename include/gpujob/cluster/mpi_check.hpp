@@ -7,9 +7,16 @@
 
 #include "gpujob/util/error.hpp"
 
-namespace gpujob::cluster::detail {
+namespace gpujob::cluster {
+namespace detail {
 [[noreturn]] void mpi_failed(int code, const char* call, const char* file, int line);
 }
+
+// Throws a gpujob::Error "<what>: <MPI error string> (rank R)" when `code` is not MPI_SUCCESS: for
+// calls whose failure is better named by what they were doing than by the call's text.
+void check_mpi(int code, const char* what);
+
+}  // namespace gpujob::cluster
 
 #define MPI_CHECK(call)                                                                      \
   do {                                                                                       \

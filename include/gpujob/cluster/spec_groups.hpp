@@ -1,7 +1,7 @@
 // SpecGroups: the communicators of a Speculative Thinking run (target shards, draft shards, driver channels).
 #pragma once
 
-#include "gpujob/cluster/mpi_collectives.hpp"
+#include "gpujob/cluster/communicator.hpp"
 
 #include <mpi.h>
 
@@ -16,14 +16,14 @@ struct SpecRankRole {
 };
 
 // The draft group's shard 0 is the driver: it runs the algorithm and sends commands to both groups.
-// Communicators this rank is not part of are invalid (MpiComm::valid() == false).
+// Communicators this rank is not part of are invalid (Communicator::valid() == false).
 struct SpecGroups {
   bool driver = false;
   SpecRankRole role;
-  MpiComm target_group;    // target shards, ordered by shard number: the target's collectives
-  MpiComm draft_group;     // draft shards, ordered by shard number: the draft's collectives
-  MpiComm target_channel;  // the driver (rank 0) and every target shard (rank 1 + shard number)
-  MpiComm draft_channel;   // the draft shards (driver = rank 0), apart from the collectives' traffic
+  Communicator target_group;    // target shards, ordered by shard number: the target's collectives
+  Communicator draft_group;     // draft shards, ordered by shard number: the draft's collectives
+  Communicator target_channel;  // the driver (rank 0) and every target shard (rank 1 + shard number)
+  Communicator draft_channel;   // the draft shards (driver = rank 0), apart from the collectives' traffic
   int target_leader = 1;   // target shard 0's rank in target_channel
 };
 
