@@ -7,6 +7,7 @@
 #include "gpujob/model/decoder_sequence_model.hpp"
 #include "gpujob/model/speculative_thinking.hpp"
 #include "gpujob/util/error.hpp"
+#include "model/spec_fixtures.hpp"
 
 #include <mpi.h>
 
@@ -30,27 +31,8 @@ struct MpiSession {
 const char* kCase = "qwen3_new";  // GQA 4/2: shards over 2 ranks
 constexpr int64_t kMaxLen = 512;
 
-std::string model_dir() {
-  const char* root = std::getenv("GPUJOB_SOURCE_DIR");
-  return std::string(root != nullptr ? root : ".") + "/tests/data/models/" + kCase;
-}
-
-// A stand-in tokenizer for the 256-token test vocabulary that makes the algorithm's texts appear:
-// some tokens read as the trigger, some as keywords, the rest as plain words.
-std::string synthetic_decode(const std::vector<int64_t>& tokens) {
-  std::string out;
-  for (int64_t t : tokens) {
-    if (t == 2) continue;  // EOS is a special token
-    switch (t % 9) {
-      case 0: out += "\n\n"; break;
-      case 1: out += " wait"; break;
-      case 2: out += " yes"; break;
-      case 3: out += " check"; break;
-      default: out += " w" + std::to_string(t); break;
-    }
-  }
-  return out;
-}
+std::string model_dir() { return test::golden_model_dir(kCase); }
+using test::synthetic_decode;
 
 // Roles by world rank: the draft group first, then the target group.
 cluster::SpecRankRole role_of(int rank, int world) {

@@ -4,6 +4,7 @@
 #include "gpujob/model/decoder_sequence_model.hpp"
 #include "gpujob/model/speculative_thinking.hpp"
 #include "gpujob/util/error.hpp"
+#include "model/spec_fixtures.hpp"
 
 #include <cstdlib>
 #include <deque>
@@ -337,26 +338,8 @@ TEST_CASE("invalid settings are one-line errors naming the key") {
 
 namespace {
 
-std::string golden_model_dir(const std::string& name) {
-  const char* root = std::getenv("GPUJOB_SOURCE_DIR");
-  return std::string(root != nullptr ? root : ".") + "/tests/data/models/" + name;
-}
-
-// A stand-in tokenizer for the 256-token test vocabulary that makes triggers and keywords appear.
-std::string synthetic_decode(const std::vector<int64_t>& tokens) {
-  std::string out;
-  for (int64_t t : tokens) {
-    if (t == 2) continue;  // EOS is special
-    switch (t % 9) {
-      case 0: out += "\n\n"; break;
-      case 1: out += " wait"; break;
-      case 2: out += " yes"; break;
-      case 3: out += " check"; break;
-      default: out += " w" + std::to_string(t); break;
-    }
-  }
-  return out;
-}
+using gpujob::test::golden_model_dir;
+using gpujob::test::synthetic_decode;
 
 std::unique_ptr<Decoder> load_float32(const std::string& name) {
   LoadOptions o;
