@@ -4,6 +4,7 @@
 #include <numeric>
 
 #include "gpujob/model/oom_backoff.hpp"
+#include "gpujob/util/error.hpp"
 #include "gpujob/util/log.hpp"
 
 namespace gpujob::jobs {
@@ -30,9 +31,21 @@ model::CaptureRequest capture_request(const config::ExtractSettings& extract,
 
 namespace {
 
-// Writes one batch's captured rows (batch row b is sample first_sample + order[begin + b]).
-void write_batch(const model::CaptureRequest& request, const model::CaptureResult& result, int64_t first_sample,
-                 const std::vector<int64_t>& order, int64_t begin, int64_t end, io::ActivationFile& file) {
+// Rows of a chunk for one pooled (one row per sample) dataset, in sample order; written to the file
+// in one call when the chunk is done (one large write instead of one per sample).
+struct PooledRows {
+  int layer = 0;
+  model::Pooling pooling = model::Pooling::kLast;
+  int64_t hidden = 0;
+  std::vector<float> rows;  // [samples of the chunk, hidden]
+};
+
+// Writes a batch's `all` rows straight into the file (per sample, at its token offset) and copies
+// its pooled rows into the chunk's buffers. Batch row b is chunk sample order[begin + b].
+void take_batch(const model::CaptureRequest& request, const model::CaptureResult& result, int64_t first_sample,
+                const std::vector<int64_t>& order, int64_t begin, int64_t end, std::vector<PooledRows>& pooled,
+                io::ActivationFile& file) {
+  size_t next_pooled = 0;
   for (size_t li = 0; li < request.layers.size(); ++li) {
     const int layer = static_cast<int>(request.layers[li]);
     for (size_t pi = 0; pi < request.positions.size(); ++pi) {
@@ -40,14 +53,19 @@ void write_batch(const model::CaptureRequest& request, const model::CaptureResul
       const at::Tensor rows = result.activations[li][pi].to(at::kFloat).contiguous();
       const int64_t hidden = rows.size(1);
       const float* data = rows.data_ptr<float>();
-      for (int64_t b = 0; b < end - begin; ++b) {
-        const int64_t sample = first_sample + order[begin + b];
-        if (pooling == model::Pooling::kAll) {
-          file.write_token_rows(layer, sample, result.num_tokens[b],
+      if (pooling == model::Pooling::kAll) {
+        for (int64_t b = 0; b < end - begin; ++b) {
+          file.write_token_rows(layer, first_sample + order[begin + b], result.num_tokens[b],
                                 data + result.token_offset[b] * hidden);
-        } else {
-          file.write_sample_rows(layer, model::pooling_name(pooling), sample, 1, data + b * hidden);
         }
+        continue;
+      }
+      PooledRows& target = pooled[next_pooled++];
+      GPUJOB_CHECK(hidden == target.hidden, "layer ", layer, " ", model::pooling_name(pooling), ": captured rows have ",
+                   hidden, " columns, the model's hidden size is ", target.hidden);
+      for (int64_t b = 0; b < end - begin; ++b) {
+        std::copy(data + b * hidden, data + (b + 1) * hidden,
+                  target.rows.begin() + order[begin + b] * hidden);
       }
     }
   }
@@ -64,6 +82,16 @@ void extract_chunk(const model::Decoder& decoder, const model::CaptureRequest& r
   std::stable_sort(order.begin(), order.end(),
                    [&](int64_t a, int64_t b) { return sequences[a].size() > sequences[b].size(); });
 
+  const int64_t hidden = decoder.config().hidden_size;
+  std::vector<PooledRows> pooled;
+  for (int64_t layer : request.layers) {
+    for (auto pooling : request.positions) {
+      if (pooling != model::Pooling::kAll) {
+        pooled.push_back({static_cast<int>(layer), pooling, hidden, std::vector<float>(static_cast<size_t>(n * hidden))});
+      }
+    }
+  }
+
   std::vector<int64_t> num_tokens(n);
   model::run_batches_with_oom_backoff(
       n, batch_size,
@@ -71,13 +99,16 @@ void extract_chunk(const model::Decoder& decoder, const model::CaptureRequest& r
         std::vector<std::vector<int64_t>> batch;
         for (int64_t i = begin; i < end; ++i) batch.push_back(sequences[order[i]]);
         const model::CaptureResult result = model::forward_capture(decoder, batch, request);
-        write_batch(request, result, first_sample, order, begin, end, file);
+        take_batch(request, result, first_sample, order, begin, end, pooled, file);
         for (int64_t b = 0; b < end - begin; ++b) num_tokens[order[begin + b]] = result.num_tokens[b];
       },
       [&](int64_t smaller) {
-        // The rows of the failed batch were not written: the forward pass comes before any write.
+        // The rows of the failed batch were not taken: the forward pass comes before any of that.
         spdlog::warn("chunk {}: out of device memory, retrying with batch size {}", chunk, smaller);
       });
+  for (const PooledRows& p : pooled) {
+    file.write_sample_rows(p.layer, model::pooling_name(p.pooling), first_sample, n, p.rows.data());
+  }
   file.write_num_tokens(first_sample, n, num_tokens.data());
   file.mark_chunk_done(chunk, first_sample, n);
 }
