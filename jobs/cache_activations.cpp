@@ -71,12 +71,17 @@ void run_extractor(JobContext& context, const ActivationPipeline& pipeline, clus
   auto decoder = load_decoder(cfg.model, role->gpu, role->memory_fraction);
   const auto request = capture_request(cfg.extract, pipeline.special_token_ids());
   int64_t batch_size = std::max(1, cfg.extract.batch_size);  // shrinks for good after an out-of-memory
+  // File writes run beside the next chunk's forward passes. A few batches may wait (their rows are
+  // held until written). A chunk reported complete to the coordinator may still be in the queue:
+  // the file's own record, written last, is what a resumed run trusts.
+  BackgroundWorker writer(4);
   for (auto chunk = first; chunk; chunk = coordinator.next(queue)) {
     const auto range = pipeline.chunk(chunk->id);
     extract_chunk(*decoder, request, pipeline.sequences(chunk->id, chunk->dependency_result), range.first,
-                  chunk->id, batch_size, file);
+                  chunk->id, batch_size, file, writer);
     coordinator.complete(*chunk, "");
   }
+  writer.drain();  // every queued write done before the file is finalized or closed
 }
 
 int run_activation_pipeline(JobContext& context, bool with_generation, bool probe_after) {

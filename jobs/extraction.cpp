@@ -40,11 +40,11 @@ struct PooledRows {
   std::vector<float> rows;  // [samples of the chunk, hidden]
 };
 
-// Writes a batch's `all` rows straight into the file (per sample, at its token offset) and copies
-// its pooled rows into the chunk's buffers. Batch row b is chunk sample order[begin + b].
+// Queues the writes of a batch's `all` rows (per sample, at its token offset) and copies its pooled
+// rows into the chunk's buffers. Batch row b is chunk sample order[begin + b].
 void take_batch(const model::CaptureRequest& request, const model::CaptureResult& result, int64_t first_sample,
                 const std::vector<int64_t>& order, int64_t begin, int64_t end, std::vector<PooledRows>& pooled,
-                io::ActivationFile& file) {
+                io::ActivationFile& file, BackgroundWorker& writer) {
   size_t next_pooled = 0;
   for (size_t li = 0; li < request.layers.size(); ++li) {
     const int layer = static_cast<int>(request.layers[li]);
@@ -54,10 +54,19 @@ void take_batch(const model::CaptureRequest& request, const model::CaptureResult
       const int64_t hidden = rows.size(1);
       const float* data = rows.data_ptr<float>();
       if (pooling == model::Pooling::kAll) {
+        // The task holds the rows tensor (shared, not copied) until it has written them.
+        std::vector<int64_t> samples, counts, offsets;
         for (int64_t b = 0; b < end - begin; ++b) {
-          file.write_token_rows(layer, first_sample + order[begin + b], result.num_tokens[b],
-                                data + result.token_offset[b] * hidden);
+          samples.push_back(first_sample + order[begin + b]);
+          counts.push_back(result.num_tokens[b]);
+          offsets.push_back(result.token_offset[b]);
         }
+        writer.enqueue([&file, rows, layer, hidden, samples, counts, offsets] {
+          const float* values = rows.data_ptr<float>();
+          for (size_t i = 0; i < samples.size(); ++i) {
+            file.write_token_rows(layer, samples[i], counts[i], values + offsets[i] * hidden);
+          }
+        });
         continue;
       }
       PooledRows& target = pooled[next_pooled++];
@@ -75,7 +84,7 @@ void take_batch(const model::CaptureRequest& request, const model::CaptureResult
 
 void extract_chunk(const model::Decoder& decoder, const model::CaptureRequest& request,
                    const std::vector<std::vector<int64_t>>& sequences, int64_t first_sample,
-                   int64_t chunk, int64_t& batch_size, io::ActivationFile& file) {
+                   int64_t chunk, int64_t& batch_size, io::ActivationFile& file, BackgroundWorker& writer) {
   const int64_t n = static_cast<int64_t>(sequences.size());
   std::vector<int64_t> order(n);
   std::iota(order.begin(), order.end(), 0);
@@ -99,18 +108,22 @@ void extract_chunk(const model::Decoder& decoder, const model::CaptureRequest& r
         std::vector<std::vector<int64_t>> batch;
         for (int64_t i = begin; i < end; ++i) batch.push_back(sequences[order[i]]);
         const model::CaptureResult result = model::forward_capture(decoder, batch, request);
-        take_batch(request, result, first_sample, order, begin, end, pooled, file);
+        take_batch(request, result, first_sample, order, begin, end, pooled, file, writer);
         for (int64_t b = 0; b < end - begin; ++b) num_tokens[order[begin + b]] = result.num_tokens[b];
       },
       [&](int64_t smaller) {
         // The rows of the failed batch were not taken: the forward pass comes before any of that.
         spdlog::warn("chunk {}: out of device memory, retrying with batch size {}", chunk, smaller);
       });
-  for (const PooledRows& p : pooled) {
-    file.write_sample_rows(p.layer, model::pooling_name(p.pooling), first_sample, n, p.rows.data());
-  }
-  file.write_num_tokens(first_sample, n, num_tokens.data());
-  file.mark_chunk_done(chunk, first_sample, n);
+  // Last in the queue, after every `all` write of the chunk: the chunk is recorded as done only
+  // once all of its rows are in the file.
+  writer.enqueue([&file, pooled = std::move(pooled), num_tokens = std::move(num_tokens), first_sample, n, chunk] {
+    for (const PooledRows& p : pooled) {
+      file.write_sample_rows(p.layer, model::pooling_name(p.pooling), first_sample, n, p.rows.data());
+    }
+    file.write_num_tokens(first_sample, n, num_tokens.data());
+    file.mark_chunk_done(chunk, first_sample, n);
+  });
 }
 
 }  // namespace gpujob::jobs

@@ -9,6 +9,7 @@
 #include "gpujob/io/activation_file.hpp"
 #include "gpujob/model/capture.hpp"
 #include "gpujob/model/decoder.hpp"
+#include "gpujob/util/background_worker.hpp"
 
 namespace gpujob::jobs {
 
@@ -24,8 +25,11 @@ model::CaptureRequest capture_request(const config::ExtractSettings& extract,
 // writes their rows into `file`. The chunk is recorded as done only after every row is written.
 // Out of device memory halves `batch_size` and retries (model/oom_backoff.hpp); the smaller size
 // stays for the caller's next chunks.
+// Every file write goes through `writer`, so the disk work (and the chunk's fdatasync) overlaps the
+// next forward passes; the caller must drain() it before it touches the file again (finalize,
+// close). The chunk is recorded as done by the last of its writes.
 void extract_chunk(const model::Decoder& decoder, const model::CaptureRequest& request,
                    const std::vector<std::vector<int64_t>>& sequences, int64_t first_sample,
-                   int64_t chunk, int64_t& batch_size, io::ActivationFile& file);
+                   int64_t chunk, int64_t& batch_size, io::ActivationFile& file, BackgroundWorker& writer);
 
 }  // namespace gpujob::jobs
