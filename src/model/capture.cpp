@@ -84,25 +84,26 @@ CaptureResult forward_capture(const Decoder& decoder,
     for (int64_t i = 0; i < batch.lengths[b]; ++i) all_idx.push_back(b * batch.input_ids.size(1) + i);
   const at::Tensor all = at::tensor(all_idx, at::kLong);
 
+  // Pooling runs where the hidden states are, so only the rows asked for cross to the host (on a
+  // GPU: B rows per pooled position instead of the whole [B, T, hidden] state). Selected rows are
+  // converted to float32 after selection (the same values); the mean sums in float32.
+  const at::Device device = out.hidden.empty() ? at::Device(at::kCPU) : out.hidden.front().device();
+  const auto on_device = [&](const at::Tensor& t) { return t.to(device); };
+  const at::Tensor last_d = on_device(last), first_d = on_device(first), middle_d = on_device(middle),
+                   all_d = on_device(all), weights_d = on_device(counted).unsqueeze(-1);
   for (const at::Tensor& hidden : out.hidden) {
-    // float32 on the host: pooling (the mean in particular) is done at full precision.
-    at::Tensor h = hidden.to(at::kCPU).to(at::kFloat);
-    at::Tensor flat = h.reshape({-1, h.size(-1)});
+    at::Tensor flat = hidden.reshape({-1, hidden.size(-1)});
     std::vector<at::Tensor> per_position;
     for (Pooling p : request.positions) {
       at::Tensor pooled;
       switch (p) {
-        case Pooling::kLast: pooled = flat.index_select(0, last); break;
-        case Pooling::kFirst: pooled = flat.index_select(0, first); break;
-        case Pooling::kMiddle: pooled = flat.index_select(0, middle); break;
-        case Pooling::kAll: pooled = flat.index_select(0, all); break;
-        case Pooling::kMean: {
-          at::Tensor w = counted.unsqueeze(-1);
-          pooled = (h * w).sum(1) / w.sum(1);
-          break;
-        }
+        case Pooling::kLast: pooled = flat.index_select(0, last_d); break;
+        case Pooling::kFirst: pooled = flat.index_select(0, first_d); break;
+        case Pooling::kMiddle: pooled = flat.index_select(0, middle_d); break;
+        case Pooling::kAll: pooled = flat.index_select(0, all_d); break;
+        case Pooling::kMean: pooled = (hidden.to(at::kFloat) * weights_d).sum(1) / weights_d.sum(1); break;
       }
-      per_position.push_back(pooled.to(request.out_dtype).contiguous());
+      per_position.push_back(pooled.to(at::kFloat).to(request.out_dtype).to(at::kCPU).contiguous());
     }
     result.activations.push_back(std::move(per_position));
   }
