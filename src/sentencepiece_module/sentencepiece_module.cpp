@@ -40,7 +40,15 @@ void* gpujob_sp_load(const char* path, char* error, int capacity) {
 void gpujob_sp_free(void* sp) { delete static_cast<sentencepiece::SentencePieceProcessor*>(sp); }
 
 int gpujob_sp_piece_size(void* sp) { return static_cast<sentencepiece::SentencePieceProcessor*>(sp)->GetPieceSize(); }
-int gpujob_sp_is_control(void* sp, int id) { return static_cast<sentencepiece::SentencePieceProcessor*>(sp)->IsControl(id); }
+// libsentencepiece indexes its pieces without a bounds check here: out-of-range ids are answered
+// by this module instead of reaching it.
+static bool valid_id(void* sp, int id) {
+  return id >= 0 && id < static_cast<sentencepiece::SentencePieceProcessor*>(sp)->GetPieceSize();
+}
+
+int gpujob_sp_is_control(void* sp, int id) {
+  return valid_id(sp, id) && static_cast<sentencepiece::SentencePieceProcessor*>(sp)->IsControl(id);
+}
 int gpujob_sp_bos_id(void* sp) { return static_cast<sentencepiece::SentencePieceProcessor*>(sp)->bos_id(); }
 int gpujob_sp_eos_id(void* sp) { return static_cast<sentencepiece::SentencePieceProcessor*>(sp)->eos_id(); }
 int gpujob_sp_unk_id(void* sp) { return static_cast<sentencepiece::SentencePieceProcessor*>(sp)->unk_id(); }
@@ -52,6 +60,7 @@ int gpujob_sp_piece_to_id(void* sp, const char* piece, int length) {
 
 // Writes the piece into buffer (up to capacity bytes) and returns its full length.
 int gpujob_sp_id_to_piece(void* sp, int id, char* buffer, int capacity) {
+  if (!valid_id(sp, id)) return copy_out(std::string(), buffer, capacity);
   return copy_out(static_cast<sentencepiece::SentencePieceProcessor*>(sp)->IdToPiece(id), buffer, capacity);
 }
 
@@ -66,6 +75,9 @@ int gpujob_sp_encode(void* sp, const char* text, int length, int* ids, int capac
 // Writes up to capacity bytes of the decoded text and returns its full length; -1 on failure.
 int gpujob_sp_decode(void* sp, const int* ids, int count, char* buffer, int capacity) {
   std::string text;
+  for (int i = 0; i < count; ++i) {
+    if (!valid_id(sp, ids[i])) return -1;
+  }
   const std::vector<int> in(ids, ids + count);
   if (!static_cast<sentencepiece::SentencePieceProcessor*>(sp)->Decode(in, &text).ok()) return -1;
   return copy_out(text, buffer, capacity);
