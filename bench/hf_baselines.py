@@ -39,11 +39,11 @@ def make_model(shape: str, out: str) -> None:
     spec = dict(SHAPES[shape])
     arch = spec.pop("arch")
     config = Qwen3Config(**spec) if arch == "qwen3" else Gemma3TextConfig(**spec)
-    config.torch_dtype = torch.bfloat16
+    config.dtype = torch.bfloat16
     torch.manual_seed(0)
     started = time.perf_counter()
     with torch.device("cuda"):
-        model = AutoModelForCausalLM.from_config(config, torch_dtype=torch.bfloat16, attn_implementation="sdpa")
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16, attn_implementation="sdpa")
     model.save_pretrained(out, max_shard_size="5GB")
     params = sum(p.numel() for p in model.parameters())
     print(f"made {shape}: {params / 1e9:.2f}B parameters in {out} ({time.perf_counter() - started:.0f} s)")
@@ -73,7 +73,7 @@ def limits() -> tuple:
 
 def load(model_dir: str):
     from transformers import AutoModelForCausalLM
-    model = AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.bfloat16, attn_implementation="sdpa",
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16, attn_implementation="sdpa",
                                                  device_map="cuda")
     model.eval()
     return model
