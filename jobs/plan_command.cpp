@@ -7,10 +7,11 @@
 
 #include "gpujob/cluster/layout.hpp"
 #include "gpujob/config/load_config.hpp"
+#include "jobs/memory_plan.hpp"
 
 namespace gpujob::jobs {
 
-std::string plan_text(const std::string& config_path, int np, int nodes, int gpus_per_node) {
+std::string plan_text(const std::string& config_path, int np, int nodes, int gpus_per_node, double gpu_memory_gib) {
   GPUJOB_CHECK(nodes >= 1, "--nodes ", nodes, ": expected at least 1");
   GPUJOB_CHECK(np >= 1, "--np ", np, ": expected at least 1");
   const config::RunConfig cfg = config::load_run_config(config_path);
@@ -29,7 +30,9 @@ std::string plan_text(const std::string& config_path, int np, int nodes, int gpu
   cluster::check_launch(layout, without_device, facts);
   const int gpus = gpus_per_node > 0 ? gpus_per_node : cfg.layout.gpus_per_node;
   if (gpus > 0) cluster::check_gpu_ids(cfg, gpus, "node0");
-  return cluster::format_role_table(layout, cfg, nodes);
+  std::string text = cluster::format_role_table(layout, cfg, nodes);
+  if (gpu_memory_gib > 0) text += memory_plan_text(cfg, layout, gpu_memory_gib);
+  return text;
 }
 
 void add_plan_command(CLI::App& app) {
@@ -38,6 +41,7 @@ void add_plan_command(CLI::App& app) {
     int np = 0;
     int nodes = 1;
     int gpus_per_node = 0;
+    double gpu_memory_gib = 0;
   };
   auto options = std::make_shared<Options>();
   CLI::App* plan = app.add_subcommand("plan", "print the role table of a config for a launch, without MPI or GPUs");
@@ -46,8 +50,12 @@ void add_plan_command(CLI::App& app) {
   plan->add_option("--nodes", options->nodes, "nodes the ranks are spread over (default 1)");
   plan->add_option("--gpus-per-node", options->gpus_per_node,
                    "GPUs per node, to check the GPU ids (default: layout.gpus_per_node; none: not checked)");
+  plan->add_option("--gpu-memory-gib", options->gpu_memory_gib,
+                   "memory of one GPU in GiB: adds what each rank's memory fraction holds (weights, KV-cache "
+                   "slots) from the model's config.json");
   plan->callback([options] {
-    const std::string text = plan_text(options->config, options->np, options->nodes, options->gpus_per_node);
+    const std::string text = plan_text(options->config, options->np, options->nodes, options->gpus_per_node,
+                                       options->gpu_memory_gib);
     std::fputs(text.c_str(), stdout);
   });
 }

@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <string>
 
 #include "gpujob/model/attention.hpp"
 #include "gpujob/model/model_config.hpp"
@@ -13,11 +15,30 @@ namespace {
 
 constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 
+std::string gib(double bytes) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.3f GiB", bytes / kGiB);
+  return text;
+}
+
 // Temporaries the estimate does not itemise (allocator rounding, kernels' scratch, cuBLAS workspace).
 constexpr double kSafetyFactor = 1.25;
 constexpr int64_t kFixedScratchBytes = 64LL << 20;
 
 }  // namespace
+
+int64_t decoder_weight_bytes(const ModelConfig& c, at::ScalarType dtype) {
+  const int64_t q = c.n_heads * c.head_dim, kv = c.n_kv_heads * c.head_dim, h = c.hidden_size;
+  int64_t per_layer = h * q + 2 * h * kv + q * h  // q, k, v, o projections
+                      + 3 * h * c.intermediate_size  // gate, up, down
+                      + 2 * h;                        // input and post-attention norms
+  if (c.qkv_bias) per_layer += q + 2 * kv;
+  if (c.qk_norm) per_layer += 2 * c.head_dim;
+  if (c.sandwich_norms) per_layer += 2 * h;  // Gemma 3's extra pre/post feed-forward norms
+  int64_t total = c.num_layers * per_layer + c.vocab_size * h + h;  // blocks, embedding, final norm
+  if (!c.tie_word_embeddings) total += c.vocab_size * h;
+  return total * static_cast<int64_t>(c10::elementSize(dtype));
+}
 
 KvCachePlan plan_kv_cache(int64_t budget_bytes, const KvCacheShape& shape, at::ScalarType dtype,
                           int64_t max_len, int64_t max_slots) {
@@ -73,9 +94,9 @@ KvCachePlan plan_generation_memory(int64_t available_bytes, const ModelConfig& c
     return plan;
   }
   const int64_t workspace = generation_workspace_bytes(config, dtype, max_prefill_tokens, longest_prompt, 1);
-  fail("KV cache: ", available_bytes / kGiB, " GiB of device memory left under the memory fraction after the "
-       "weights, but one slot of ", max_len, " positions needs ", per_slot / kGiB, " GiB plus ", workspace / kGiB,
-       " GiB for the forward passes; raise the role's memory_fraction or lower generation.max_model_len, "
+  fail("KV cache: ", gib(available_bytes), " of device memory left under the memory fraction after the "
+       "weights, but one slot of ", max_len, " positions needs ", gib(per_slot), " plus ", gib(workspace),
+       " for the forward passes; raise the role's memory_fraction or lower generation.max_model_len, "
        "max_new_tokens or max_prefill_tokens");
 }
 

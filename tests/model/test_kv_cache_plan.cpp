@@ -2,9 +2,13 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
 
 #include "gpujob/model/kv_cache_plan.hpp"
 #include "gpujob/model/model_config.hpp"
+#include "gpujob/model/safetensors.hpp"
 #include "catch.hpp"  // last: libtorch headers define a CHECK of their own
 
 using namespace gpujob::model;
@@ -81,4 +85,33 @@ TEST_CASE("generation memory: as many slots as the batch size asks when they fit
     CHECK_THROWS_WITH(plan_generation_memory(per_slot, c, shape, at::kBFloat16, max_len, 32, 8192, 256),
                       Catch::Contains("one slot of 640 positions") && Catch::Contains("memory_fraction"));
   }
+}
+
+TEST_CASE("decoder weight bytes equal the tensors every golden checkpoint stores for the decoder") {
+  const char* source = std::getenv("GPUJOB_SOURCE_DIR");
+  const std::filesystem::path root = std::filesystem::path(source ? source : ".") / "tests/data/models";
+  if (!std::filesystem::exists(root)) {
+    WARN("no " << root.string() << ": skipped");
+    return;
+  }
+  int checked = 0;
+  for (const auto& dir : std::filesystem::directory_iterator(root)) {
+    if (!std::filesystem::exists(dir.path() / "config.json")) continue;
+    INFO("checkpoint " << dir.path().filename().string());
+    const ModelConfig config = load_model_config((dir.path() / "config.json").string());
+    const SafetensorsArchive archive = SafetensorsArchive::open_directory(dir.path().string());
+    int64_t elements = 0;
+    for (const std::string& name : archive.names()) {
+      // Not the decoder's: the vision tower, and a tied LM head's stored copy.
+      if (name.find("vision_tower.") != std::string::npos || name.find("multi_modal_projector.") != std::string::npos) continue;
+      if (config.tie_word_embeddings && name.find("lm_head.") != std::string::npos) continue;
+      int64_t n = 1;
+      for (int64_t d : archive.entry(name).shape) n *= d;
+      elements += n;
+    }
+    CHECK(decoder_weight_bytes(config, at::kFloat) == 4 * elements);
+    CHECK(decoder_weight_bytes(config, at::kBFloat16) == 2 * elements);
+    ++checked;
+  }
+  CHECK(checked >= 8);
 }

@@ -1,4 +1,5 @@
-// KV cache plan: how many generation slots fit in the device memory a rank may use.
+// Device memory plan of a rank: its weights, and how many generation slots (KV cache) fit in the
+// memory it may use.
 #pragma once
 
 #include <ATen/core/ATen_fwd.h>
@@ -11,6 +12,10 @@
 namespace gpujob::model {
 
 struct ModelConfig;
+
+// Bytes of the decoder's weights in `dtype` as Decoder::load holds them (one full copy: embedding,
+// every block, final norm, and the LM head when it is not tied; vision towers are never loaded).
+int64_t decoder_weight_bytes(const ModelConfig& config, at::ScalarType dtype);
 
 // KV cache size for a memory budget.
 struct KvCachePlan {
