@@ -8,6 +8,8 @@
 #include <optional>
 
 #include "gpujob/model/decoder.hpp"
+#include "gpujob/model/device.hpp"
+#include "gpujob/model/oom_backoff.hpp"
 #include "gpujob/util/error.hpp"
 
 namespace gpujob::model {
@@ -35,7 +37,8 @@ struct Active {
 }  // namespace
 
 Generator::Generator(SlotModel& model, GeneratorOptions options)
-    : model_(model), options_(std::move(options)), sampler_(options_.sampling) {
+    : model_(model), options_(std::move(options)), sampler_(options_.sampling),
+      prefill_limit_(options_.max_prefill_tokens) {
   validate_stop_conditions(options_.stop);
   GPUJOB_CHECK(options_.stop.stop_strings.empty() || options_.decode,
                "generation.stop: stop strings need a tokenizer to decode the completion, and the model has none");
@@ -103,14 +106,26 @@ std::vector<Completion> Generator::generate(const std::vector<GenerationRequest>
       while (end < refill.size()) {
         int64_t len = static_cast<int64_t>(requests[slots[refill[end]].request].prompt_ids.size());
         int64_t padded = static_cast<int64_t>(end - begin + 1) * std::max(longest, len);
-        if (end > begin && options_.max_prefill_tokens > 0 && padded > options_.max_prefill_tokens) break;
+        if (end > begin && prefill_limit_ > 0 && padded > prefill_limit_) break;
         longest = std::max(longest, len);
         ++end;
       }
       std::vector<int64_t> group(refill.begin() + begin, refill.begin() + end);
       std::vector<std::vector<int64_t>> prompts;
       for (int64_t s : group) prompts.push_back(requests[slots[s].request].prompt_ids);
-      take_tokens(group, model_.forward(group, prompts));
+      at::Tensor logits;
+      try {
+        logits = model_.forward(group, prompts);
+      } catch (const std::exception& e) {
+        // A failed call leaves the slots' lengths as they were (they move only when a call
+        // succeeds), so the same prompts can be prefilled again in smaller groups.
+        if (!is_out_of_memory(e) || group.size() == 1) throw;
+        prefill_limit_ = std::max<int64_t>(1, static_cast<int64_t>(group.size()) * longest / 2);
+        release_cached_device_memory();
+        for (int64_t s : group) model_.reset(s);
+        continue;
+      }
+      take_tokens(group, logits);
       begin = end;
     }
 

@@ -185,6 +185,55 @@ TEST_CASE("sampled completions do not depend on request order or prefill groupin
   }
 }
 
+namespace {
+
+// A FakeModel whose device holds at most `capacity` padded prompt tokens in one prefill call: a
+// larger prefill first appends part of its tokens (as a real forward writes some layers' cache
+// before it fails), then throws libtorch's out-of-memory message.
+class SmallDeviceModel : public FakeModel {
+ public:
+  SmallDeviceModel(int64_t n_slots, int64_t max_len, int64_t capacity)
+      : FakeModel(n_slots, max_len), capacity_(capacity) {}
+  at::Tensor forward(const std::vector<int64_t>& slots,
+                     const std::vector<std::vector<int64_t>>& new_tokens) override {
+    int64_t longest = 0;
+    for (const auto& t : new_tokens) longest = std::max(longest, static_cast<int64_t>(t.size()));
+    if (static_cast<int64_t>(slots.size()) * longest > capacity_ && longest > 1) {
+      ++failures;
+      FakeModel::forward({slots.front()}, {new_tokens.front()});  // partial work before the failure
+      throw std::runtime_error("CUDA out of memory. Tried to allocate 20.00 MiB");
+    }
+    return FakeModel::forward(slots, new_tokens);
+  }
+  int failures = 0;
+
+ private:
+  int64_t capacity_;
+};
+
+}  // namespace
+
+TEST_CASE("a prefill that runs out of device memory is retried in halves; nothing changes", "[generator]") {
+  const auto requests = make_requests(23);
+  GeneratorOptions options = options_with(SamplingParams{0.8, 8, 0.95, 0.0, 11}, 12);
+  FakeModel roomy(8, 20);
+  const std::vector<Completion> want = Generator(roomy, options).generate(requests);
+
+  SmallDeviceModel small(8, 20, 20);
+  Generator generator(small, options);
+  check_same(generator.generate(requests), want);
+  // The first refill (8 prompts of up to 9 tokens: 72 padded) fails, then its halves are tried
+  // until they fit: a few failures, not one per later call.
+  CHECK(small.failures >= 1);
+  CHECK(small.failures <= 3);
+
+  // One prompt alone that does not fit is an error, not a loop.
+  SmallDeviceModel tiny(2, 20, 3);
+  std::vector<GenerationRequest> long_prompt(1);
+  long_prompt[0].prompt_ids = {1, 2, 4, 5, 6};
+  CHECK_THROWS_WITH(Generator(tiny, options).generate(long_prompt), Catch::Contains("out of memory"));
+}
+
 TEST_CASE("a finished sequence's slot takes the next prompt at once", "[generator]") {
   const auto requests = make_requests(40);
   GeneratorOptions options = options_with(SamplingParams{}, 9);

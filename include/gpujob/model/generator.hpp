@@ -78,6 +78,8 @@ struct GeneratorOptions {
   ProgressFn progress;      // optional: called after every model call
   // Prompt tokens (padded: prompts x longest prompt) one prefill call may take; 0: no limit. Bounds
   // the activation memory of prefill when many slots refill at once. A longer prompt goes alone.
+  // A prefill call that runs out of device memory is retried in halves (the limit stays halved);
+  // a single prompt that does not fit is an error.
   int64_t max_prefill_tokens = 0;
 };
 
@@ -107,6 +109,9 @@ class Generator {
   SlotModel& model_;
   GeneratorOptions options_;
   Sampler sampler_;
+  // Padded prompt tokens per prefill call: options.max_prefill_tokens (0: no limit) until a
+  // prefill runs out of device memory, then half of what failed, for the generator's life.
+  int64_t prefill_limit_ = 0;
 };
 
 }  // namespace gpujob::model
