@@ -6,7 +6,9 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <map>
 #include <optional>
+#include <set>
 
 #include "gpujob/cluster/coordinator.hpp"
 #include "gpujob/cluster/mpi_check.hpp"
@@ -16,6 +18,7 @@
 #include "gpujob/util/error.hpp"
 #include "jobs/activation_pipeline.hpp"
 #include "jobs/extraction.hpp"
+#include "jobs/generation_stage.hpp"
 #include "jobs/generate.hpp"
 #include "jobs/model_setup.hpp"
 #include "jobs/probe_sweep.hpp"
@@ -44,23 +47,8 @@ int lowest_rank_with(const cluster::World& world, bool flag) {
   return lowest;
 }
 
-// Generator phase: this rank's model and KV cache live only inside it, so an overlapping
-// extractor phase on the same GPU starts with that memory released.
-void run_generator(JobContext& context, const ActivationPipeline& pipeline, cluster::Coordinator& coordinator,
-                   int queue) {
-  const auto* role = context.self.find(Role::generator);
-  const auto& cfg = context.config;
-  auto chunk = coordinator.next(queue);
-  if (!chunk) return;  // everything is cached: the model is never loaded
-  auto decoder = load_decoder(cfg.model, role->gpu, role->memory_fraction);
-  const auto options = generator_options(cfg.generation, cfg.model.path, pipeline.tokenizer());
-  const auto& samples = pipeline.data().samples;
-  auto slots = make_generator_slots(*decoder, cfg.generation, static_cast<int64_t>(samples.size()),
-                                    kv_cache_length(samples, cfg.generation));
-  for (; chunk; chunk = coordinator.next(queue)) {
-    coordinator.complete(*chunk, pipeline.generate_chunk(*slots, options, chunk->id));
-  }
-}
+// The generator phase (run_generator, jobs/generation_stage) holds its model and KV cache only
+// inside it, so an overlapping extractor phase on the same GPU starts with that memory released.
 
 void run_extractor(JobContext& context, const ActivationPipeline& pipeline, cluster::Coordinator& coordinator,
                    int queue, io::ActivationFile& file) {
@@ -116,26 +104,20 @@ int run_activation_pipeline(JobContext& context, bool with_generation, bool prob
   const std::set<int64_t> extracted_set(extracted.begin(), extracted.end());
 
   // Rank 0 decides the work: completions missing from the cache, chunks missing from the file.
-  std::unique_ptr<io::GenerationCache> cache;
-  std::map<std::string, io::CachedSample> stored;
-  std::mutex stored_mutex;
+  std::unique_ptr<CompletionStore> completions;
   std::vector<cluster::WorkQueue> queues;
   const int generate_queue = with_generation ? 0 : -1;
   const int extract_queue = with_generation ? 1 : 0;
   if (world.rank() == 0) {
-    std::vector<int64_t> to_generate;
+    std::set<int64_t> pending;
+    std::map<std::string, io::CachedSample> stored;
     if (with_generation) {
-      cache = std::make_unique<io::GenerationCache>(pipeline->cache_dir(), pipeline->cache_key());
-      stored = load_cache_by_id(*cache);
-      to_generate = pipeline->chunks_to_generate(stored);
-      spdlog::info("generation cache {}: {} of {} samples stored, {} chunks to generate", cache->directory(),
-                   stored.size(), pipeline->num_samples(), to_generate.size());
-      cluster::WorkQueue generate{"generate", {}, -1, {}};
-      for (int64_t c : to_generate) generate.chunks.push_back({c, ""});
-      queues.push_back(std::move(generate));
+      completions = std::make_unique<CompletionStore>(*pipeline);
+      queues.push_back(completions->work_queue());
+      pending.insert(completions->missing_chunks().begin(), completions->missing_chunks().end());
+      stored = completions->stored();
     }
     cluster::WorkQueue extract{"extract", {}, with_generation ? generate_queue : -1, {}};
-    const std::set<int64_t> pending(to_generate.begin(), to_generate.end());
     for (int64_t c = 0; c < pipeline->num_chunks(); ++c) {
       if (extracted_set.count(c)) continue;
       extract.chunks.push_back({c, ""});
@@ -147,13 +129,9 @@ int run_activation_pipeline(JobContext& context, bool with_generation, bool prob
   }
 
   cluster::CoordinatorHooks hooks;
-  if (with_generation) {
+  if (with_generation && completions) {
     hooks.on_result = [&](const cluster::ChunkResult& result) {
-      if (result.queue != generate_queue) return;
-      auto records = pipeline->cache_records(result.id, result.result);
-      cache->append(records);  // durable before the chunk counts as generated
-      std::lock_guard<std::mutex> lock(stored_mutex);
-      for (auto& r : records) stored[r.id] = std::move(r);
+      if (result.queue == generate_queue) completions->record(result);
     };
   }
   cluster::Coordinator coordinator(world, cfg.coordinator, std::move(queues), hooks);
@@ -166,7 +144,7 @@ int run_activation_pipeline(JobContext& context, bool with_generation, bool prob
     if (file) file->close();
     if (world.rank() == 0) {
       spdlog::warn("stopped: finished chunks are recorded in {} and {}; rerun the same command to continue",
-                   with_generation ? cache->completions_path() : std::string("(no cache)"), h5_path);
+                   completions ? completions->cache().completions_path() : std::string("(no cache)"), h5_path);
     }
     return cluster::kExitStopped;
   }
@@ -174,12 +152,9 @@ int run_activation_pipeline(JobContext& context, bool with_generation, bool prob
   MPI_CHECK(MPI_Barrier(world.comm()));  // the parallel file is closed everywhere before rank 0 adds strings
 
   if (world.rank() == 0) {
-    {
-      std::lock_guard<std::mutex> lock(stored_mutex);
-      pipeline->write_sample_strings(stored);
-    }
+    pipeline->write_sample_strings(completions ? completions->stored() : std::map<std::string, io::CachedSample>{});
     spdlog::info("activations: {}", h5_path);
-    if (with_generation) spdlog::info("completions: {}", cache->completions_path());
+    if (completions) spdlog::info("completions: {}", completions->cache().completions_path());
     if (probe_after) {
       const auto files = run_probe_sweep(cfg, h5_path);
       spdlog::info("sweep summary: {} ({} and {})", files.text, files.csv, files.svg);

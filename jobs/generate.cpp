@@ -15,6 +15,8 @@
 #include "gpujob/model/decoder.hpp"
 #include "gpujob/model/sampler.hpp"
 #include "gpujob/util/error.hpp"
+#include "jobs/activation_pipeline.hpp"
+#include "jobs/generation_stage.hpp"
 #include "jobs/model_setup.hpp"
 
 namespace gpujob::jobs {
@@ -152,58 +154,52 @@ int run_generate_job(JobContext& context) {
   const config::RunConfig& cfg = context.config;
   const config::GenerationSettings& generation = cfg.generation;
   cluster::World& world = context.world;
+  GPUJOB_CHECK(!generation.output.empty(), "generation.output: job generate needs an output file (FILE.jsonl)");
 
-  // Every rank prepares the same samples, so a chunk is named by its number alone.
-  std::unique_ptr<text::Tokenizer> tokenizer;
-  PreparedData data;
-  model::GeneratorOptions options;
-  int64_t max_len = 0;
+  // Every rank prepares the same samples, so a chunk is named by its number alone. Completions go
+  // through the generation cache, as in the activation pipeline: a rerun after a stop or a crash
+  // generates only the missing chunks, and a later cache_activations run with the same settings
+  // reuses them.
+  std::unique_ptr<ActivationPipeline> pipeline;
   world.agree([&] {
-    tokenizer = load_model_tokenizer(cfg.model.path);
-    data = prepare_samples(cfg, tokenizer.get());
-    options = generator_options(generation, cfg.model.path, tokenizer.get());
-    max_len = kv_cache_length(data.samples, generation);
+    pipeline = std::make_unique<ActivationPipeline>(cfg, /*with_generation=*/true);
+    (void)kv_cache_length(pipeline->data().samples, generation);  // every prompt fits, checked up front
   });
-  const int64_t n = static_cast<int64_t>(data.samples.size());
-  const int64_t chunk_size = std::max(1, cfg.coordinator.chunk_size);
-  const int64_t n_chunks = (n + chunk_size - 1) / chunk_size;
-
+  std::unique_ptr<CompletionStore> completions;
   std::vector<cluster::WorkQueue> queues;
-  std::map<int64_t, std::string> results;  // chunk -> its JSONL lines (rank 0)
-  std::mutex results_mutex;
   cluster::CoordinatorHooks hooks;
   if (world.rank() == 0) {
-    cluster::WorkQueue queue{"generate", {}, -1, {}};
-    for (int64_t c = 0; c < n_chunks; ++c) queue.chunks.push_back({c, ""});
-    queues.push_back(std::move(queue));
-    hooks.on_result = [&](const cluster::ChunkResult& result) {
-      std::lock_guard<std::mutex> lock(results_mutex);
-      results[result.id] = result.result;
-    };
+    completions = std::make_unique<CompletionStore>(*pipeline);
+    queues.push_back(completions->work_queue());
+    hooks.on_result = [&](const cluster::ChunkResult& result) { completions->record(result); };
   }
   cluster::Coordinator coordinator(world, cfg.coordinator, std::move(queues), hooks);
-  if (const auto* role = context.self.find(config::Role::generator)) {
-    std::unique_ptr<model::Decoder> decoder = load_decoder(cfg.model, role->gpu, role->memory_fraction);
-    auto slots = make_generator_slots(*decoder, generation, static_cast<int64_t>(data.samples.size()), max_len);
-    options.progress = progress_logger();
-    while (auto chunk = coordinator.next(0)) {
-      const int64_t begin = chunk->id * chunk_size;
-      const int64_t end = std::min(n, begin + chunk_size);
-      coordinator.complete(*chunk, completion_lines(*slots, options, data, begin, end, tokenizer != nullptr));
-    }
-  }
+  if (context.self.has(config::Role::generator)) run_generator(context, *pipeline, coordinator, 0);
   const cluster::RunSummary summary = coordinator.finish();
   if (summary.stopped) {
-    if (world.rank() == 0) spdlog::warn("generate: stopped before every chunk was done; {} not written", generation.output);
+    if (world.rank() == 0) {
+      spdlog::warn("generate: stopped; finished chunks are in {}; rerun the same command to continue ({} not written)",
+                   completions->cache().completions_path(), generation.output);
+    }
     return cluster::kExitStopped;
   }
   if (world.rank() == 0) {
-    std::lock_guard<std::mutex> lock(results_mutex);
+    const auto stored = completions->stored();
+    const PreparedData& data = pipeline->data();
+    const bool with_text = pipeline->tokenizer() != nullptr;
     std::string text;
-    for (int64_t c = 0; c < n_chunks; ++c) {
-      auto it = results.find(c);
-      GPUJOB_CHECK(it != results.end(), "generate: chunk ", c, " has no result");
-      text += it->second;
+    for (const Sample& s : data.samples) {
+      const auto it = stored.find(s.id);
+      GPUJOB_CHECK(it != stored.end(), "generate: sample \"", s.id, "\" has no completion in ",
+                   completions->cache().completions_path());
+      model::Completion c;
+      c.ids = it->second.completion_ids;
+      c.text = it->second.completion;
+      c.finish_reason = model::parse_finish_reason(it->second.finish_reason);
+      const bool id_is_integer = data.prompt_set.rows.at(static_cast<size_t>(s.row_index)).id_is_integer;
+      text += completion_record(s.id, id_is_integer, c, with_text)
+                  .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      text += '\n';
     }
     write_output(generation.output, text, data.samples.size());
   }

@@ -64,6 +64,12 @@ const char* finish_reason_name(FinishReason reason) {
   return "";
 }
 
+FinishReason parse_finish_reason(const std::string& name) {
+  if (name == "stop") return FinishReason::kStop;
+  if (name == "length") return FinishReason::kLength;
+  fail("finish reason \"", name, "\": expected \"stop\" or \"length\"");
+}
+
 void validate_stop_conditions(const StopConditions& stop) {
   GPUJOB_CHECK(stop.max_new_tokens >= 1, "generation.max_new_tokens: expected >= 1, found ",
                stop.max_new_tokens);

@@ -188,8 +188,10 @@ TEST_CASE("job generate under mpirun writes the same file as one rank", "[genera
     REQUIRE(status == 0);
   };
   run(std::string("mpirun -np 3 --oversubscribe ") + binary + " " + yaml.string(), "mpi");
+  // Its own cache, or it would only read back what the mpirun run stored.
   run(std::string(binary) + " " + yaml.string() + " --set generation.batch_size=5 --set coordinator.chunk_size=10" +
-          " --set generation.output=" + (f.dir / "one.jsonl").string(),
+          " --set generation.output=" + (f.dir / "one.jsonl").string() +
+          " --set generation.cache_dir=" + (f.dir / "cache-one").string(),
       "one");
   const std::string mpi = read_all(f.dir / "mpi.jsonl");
   CHECK(read_lines(f.dir / "mpi.jsonl").size() == 10);
@@ -199,4 +201,67 @@ TEST_CASE("job generate under mpirun writes the same file as one rank", "[genera
   single.generation.output = (f.dir / "library.jsonl").string();
   jobs::run_generate_single_process(single);
   CHECK(mpi == read_all(f.dir / "library.jsonl"));
+}
+
+TEST_CASE("job generate keeps completions in the cache: a rerun generates only what is missing", "[generate][mpi]") {
+  const char* binary = std::getenv("GPUJOB_BINARY");
+  if (!binary || !*binary) {
+    WARN("GPUJOB_BINARY is not set (run through ctest): skipped");
+    return;
+  }
+  setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 0);
+  setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 0);
+  Fixture f;
+  const fs::path yaml = f.dir / "generate.yaml";
+  const fs::path output = f.dir / "out.jsonl";
+  {
+    std::ofstream out(yaml);
+    out << "job: generate\nrun_name: cached\noutput_dir: " << (f.dir / "results").string() << "\n"
+        << "model: {path: " << f.model.string() << ", dtype: float32, device: cpu}\n"
+        << "data: {path: " << f.data.string() << "}\n"
+        << "generation: {max_new_tokens: 10, temperature: 0.8, top_k: 40, seed: 3, batch_size: 3, "
+           "max_model_len: 64, output: " << output.string() << "}\n"
+        << "coordinator: {chunk_size: 2}\n";
+  }
+  auto run = [&](const std::string& log) {
+    const std::string command = std::string("mpirun -np 2 --oversubscribe ") + binary + " " + yaml.string() + " >" +
+                                (f.dir / (log + ".out")).string() + " 2>&1";
+    const int status = std::system(command.c_str());
+    const std::string text = read_all(f.dir / (log + ".out"));
+    INFO(command << "\n" << text);
+    REQUIRE(status == 0);
+    return text;
+  };
+  const std::string first_log = run("first");
+  CHECK_THAT(first_log, Catch::Contains("0 of 10 samples stored, 5 chunks to generate"));
+  const std::string first = read_all(output);
+  REQUIRE(read_lines(output).size() == 10);
+
+  // The same command again: nothing to generate, the model is never loaded, the same file.
+  fs::remove(output);
+  const std::string second_log = run("second");
+  CHECK_THAT(second_log, Catch::Contains("10 of 10 samples stored, 0 chunks to generate"));
+  CHECK_THAT(second_log, !Catch::Contains("loaded "));
+  CHECK(read_all(output) == first);
+
+  // As after a crash that kept 3 of the 5 chunks: only the 2 missing ones are generated.
+  fs::path completions;
+  for (const auto& e : fs::recursive_directory_iterator(f.dir / "results" / "cache")) {
+    if (e.path().filename() == "completions.jsonl") completions = e.path();
+  }
+  REQUIRE(!completions.empty());
+  std::vector<std::string> lines;
+  {
+    std::ifstream in(completions);
+    for (std::string line; std::getline(in, line);) lines.push_back(line);
+  }
+  REQUIRE(lines.size() == 10);
+  {
+    std::ofstream out(completions, std::ios::trunc);
+    for (size_t i = 0; i < 6; ++i) out << lines[i] << "\n";
+  }
+  fs::remove(output);
+  const std::string third_log = run("third");
+  CHECK_THAT(third_log, Catch::Contains("6 of 10 samples stored, 2 chunks to generate"));
+  CHECK(read_all(output) == first);
 }

@@ -17,6 +17,8 @@ enum class FinishReason {
 
 // "stop", "length" (the OpenAI / vLLM names), "" for kNone.
 const char* finish_reason_name(FinishReason reason);
+// The reverse of finish_reason_name; throws on any other text.
+FinishReason parse_finish_reason(const std::string& name);
 
 struct StopConditions {
   std::vector<int64_t> eos_token_ids;     // generating any of these ends the completion (kept in it)
