@@ -5,9 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
-#include <map>
 #include <memory>
-#include <mutex>
 
 #include "gpujob/cluster/coordinator.hpp"
 #include "gpujob/cluster/stop_signal.hpp"
