@@ -1,5 +1,6 @@
 // Encode throughput of a checkpoint's tokenizer on a large generated multi-script text (MB/s, one
-// core and all cores). Usage: tokenizer_bench MODEL_DIR [MEGABYTES=100] [THREADS=hardware] [TEXT_OUT]
+// core and all cores). Usage: tokenizer_bench MODEL_DIR [MEGABYTES=100 | TEXT.jsonl] [THREADS=hardware] [TEXT_OUT]
+// TEXT.jsonl instead of a size: encode those documents ({"text": ...} per line) instead.
 // TEXT_OUT: also write the documents there (JSONL, {"text": ...} per line) so that
 // bench/tokenizer_hf.py times HF tokenizers on the same text and checks the token count.
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include <cstdlib>
 #include <string>
 #include <ctime>
+#include <fstream>
 #include <thread>
 #include <vector>
 
@@ -88,15 +90,32 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: %s MODEL_DIR [MEGABYTES=100] [THREADS] [TEXT_OUT.jsonl]\n", argv[0]);
     return 2;
   }
-  const double megabytes = argc > 2 ? std::atof(argv[2]) : 100.0;
+  const std::string size_or_file = argc > 2 ? argv[2] : "100";
+  const bool from_file = size_or_file.size() > 6 && size_or_file.substr(size_or_file.size() - 6) == ".jsonl";
+  const double megabytes = from_file ? 0.0 : std::atof(size_or_file.c_str());
   const unsigned threads = argc > 3 ? static_cast<unsigned>(std::atoi(argv[3]))
                                     : std::max(1u, std::thread::hardware_concurrency());
   auto load_start = std::chrono::steady_clock::now();
   auto tokenizer = gpujob::text::load_tokenizer(argv[1]);
   std::printf("load: %.2f s\n", std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count());
-  const std::string text = generate_text(static_cast<std::size_t>(megabytes * 1e6));
-  // Documents of ~64 KB, as a data loader would feed them.
-  const auto docs = split_lines(text, text.size() / 65536 + 1);
+  std::vector<std::string> docs;
+  std::string text;  // all documents, for the byte count
+  if (from_file) {
+    std::ifstream in(size_or_file);
+    if (!in) {
+      std::fprintf(stderr, "cannot read %s\n", size_or_file.c_str());
+      return 1;
+    }
+    for (std::string line; std::getline(in, line);) {
+      if (line.empty()) continue;
+      docs.push_back(nlohmann::json::parse(line).at("text").get<std::string>());
+      text += docs.back();
+    }
+  } else {
+    text = generate_text(static_cast<std::size_t>(megabytes * 1e6));
+    // Documents of ~64 KB, as a data loader would feed them.
+    docs = split_lines(text, text.size() / 65536 + 1);
+  }
   if (argc > 4) {
     std::FILE* out = std::fopen(argv[4], "wb");
     if (!out) {
