@@ -38,7 +38,7 @@ struct Active {
 
 Generator::Generator(SlotModel& model, GeneratorOptions options)
     : model_(model), options_(std::move(options)), sampler_(options_.sampling),
-      prefill_limit_(options_.max_prefill_tokens) {
+      prefill_limit_(options_.max_prefill_tokens), active_limit_(model.n_slots()) {
   validate_stop_conditions(options_.stop);
   GPUJOB_CHECK(options_.stop.stop_strings.empty() || options_.decode,
                "generation.stop: stop strings need a tokenizer to decode the completion, and the model has none");
@@ -92,8 +92,11 @@ std::vector<Completion> Generator::generate(const std::vector<GenerationRequest>
   while (progress.prompts_done < n_requests) {
     // Refill: every free slot takes the next prompt; prefill them in calls bounded by max_prefill_tokens.
     std::vector<int64_t> refill;
-    for (int64_t s = 0; s < model_.n_slots() && !queue.empty(); ++s) {
+    int64_t occupied = 0;
+    for (const Active& a : slots) occupied += a.request >= 0;
+    for (int64_t s = 0; s < model_.n_slots() && !queue.empty() && occupied < active_limit_; ++s) {
       if (slots[s].request >= 0) continue;
+      ++occupied;
       slots[s].request = queue.front();
       slots[s].checker.emplace(options_.stop, options_.decode);
       queue.pop_front();
@@ -137,7 +140,35 @@ std::vector<Completion> Generator::generate(const std::vector<GenerationRequest>
       active.push_back(s);
       last_tokens.push_back({slots[s].checker->ids().back()});
     }
-    if (!active.empty()) take_tokens(active, model_.forward(active, last_tokens));
+    if (active.empty()) continue;
+    at::Tensor logits;
+    try {
+      logits = model_.forward(active, last_tokens);
+    } catch (const std::exception& e) {
+      if (!is_out_of_memory(e) || active.size() == 1) throw;
+      // Fewer sequences at once from now on. The ones with the fewest generated tokens (the least
+      // work to redo) go back to the front of the queue and start over; a token depends only on
+      // the prompt, the seed, the prompt's stream and the step, so they come out the same.
+      active_limit_ = std::max<int64_t>(1, static_cast<int64_t>(active.size()) / 2);
+      release_cached_device_memory();
+      std::vector<int64_t> by_progress = active;
+      std::stable_sort(by_progress.begin(), by_progress.end(), [&](int64_t a, int64_t b) {
+        return slots[a].checker->ids().size() < slots[b].checker->ids().size();
+      });
+      std::vector<int64_t> evicted;
+      for (size_t i = 0; i + static_cast<size_t>(active_limit_) < active.size(); ++i) {
+        Active& a = slots[by_progress[i]];
+        evicted.push_back(a.request);
+        progress.tokens_generated -= static_cast<int64_t>(a.checker->ids().size());
+        a.request = -1;
+        a.checker.reset();
+        model_.reset(by_progress[i]);
+      }
+      std::sort(evicted.rbegin(), evicted.rend());  // back in request order at the queue's front
+      for (int64_t r : evicted) queue.push_front(r);
+      continue;
+    }
+    take_tokens(active, logits);
   }
   return results;
 }

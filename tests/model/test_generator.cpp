@@ -234,6 +234,54 @@ TEST_CASE("a prefill that runs out of device memory is retried in halves; nothin
   CHECK_THROWS_WITH(Generator(tiny, options).generate(long_prompt), Catch::Contains("out of memory"));
 }
 
+namespace {
+
+// A FakeModel whose device decodes at most `capacity` sequences in one step (one token each).
+class FewSequencesModel : public FakeModel {
+ public:
+  FewSequencesModel(int64_t n_slots, int64_t max_len, int64_t capacity)
+      : FakeModel(n_slots, max_len), capacity_(capacity) {}
+  at::Tensor forward(const std::vector<int64_t>& slots,
+                     const std::vector<std::vector<int64_t>>& new_tokens) override {
+    bool decode = true;
+    for (const auto& t : new_tokens) decode = decode && t.size() == 1;
+    if (decode && static_cast<int64_t>(slots.size()) > capacity_) {
+      ++failures;
+      throw std::runtime_error("CUDA out of memory. Tried to allocate 64.00 MiB");
+    }
+    return FakeModel::forward(slots, new_tokens);
+  }
+  int failures = 0;
+
+ private:
+  int64_t capacity_;
+};
+
+}  // namespace
+
+TEST_CASE("a decode step that runs out of device memory decodes fewer sequences; nothing changes", "[generator]") {
+  const auto requests = make_requests(23);
+  for (const SamplingParams& sampling : {SamplingParams{}, SamplingParams{0.8, 8, 0.95, 0.0, 11}}) {
+    INFO("temperature " << sampling.temperature);
+    GeneratorOptions options = options_with(sampling, 12);
+    std::vector<Completion> want;
+    for (const auto& r : requests) want.push_back(reference_generation(r, options));
+
+    FewSequencesModel model(8, 20, 3);
+    check_same(Generator(model, options).generate(requests), want);
+    CHECK(model.failures >= 1);
+    CHECK(model.failures <= 2);  // 8 -> 4 -> 2 sequences at once, then never again
+    for (const auto& call : model.calls) {
+      if (!call.prefill) CHECK(call.slots.size() <= 3);
+    }
+  }
+  // One sequence alone that does not fit is an error, not a loop.
+  FewSequencesModel none(2, 20, 0);
+  std::vector<GenerationRequest> one(1);
+  one[0].prompt_ids = {1, 2};
+  CHECK_THROWS_WITH(Generator(none, options_with(SamplingParams{}, 5)).generate(one), Catch::Contains("out of memory"));
+}
+
 TEST_CASE("a finished sequence's slot takes the next prompt at once", "[generator]") {
   const auto requests = make_requests(40);
   GeneratorOptions options = options_with(SamplingParams{}, 9);

@@ -79,7 +79,8 @@ struct GeneratorOptions {
   // Prompt tokens (padded: prompts x longest prompt) one prefill call may take; 0: no limit. Bounds
   // the activation memory of prefill when many slots refill at once. A longer prompt goes alone.
   // A prefill call that runs out of device memory is retried in halves (the limit stays halved);
-  // a single prompt that does not fit is an error.
+  // a single prompt that does not fit is an error. A decode step that runs out of memory halves
+  // the number of sequences decoded at once: the others restart later with identical output.
   int64_t max_prefill_tokens = 0;
 };
 
@@ -112,6 +113,9 @@ class Generator {
   // Padded prompt tokens per prefill call: options.max_prefill_tokens (0: no limit) until a
   // prefill runs out of device memory, then half of what failed, for the generator's life.
   int64_t prefill_limit_ = 0;
+  // Sequences decoded at once: every slot until a decode step runs out of device memory, then
+  // half of what failed, for the generator's life.
+  int64_t active_limit_ = 0;
 };
 
 }  // namespace gpujob::model
