@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -55,6 +56,7 @@ void work(const config::SelftestSettings& t, int rank, const cluster::Chunk& chu
   if (rank == t.fail_rank && chunk.id >= t.fail_chunk && chunk.queue == 0 && !failed_once) {
     failed_once = true;
     if (t.fail_mode == "exit") _exit(3);  // dies without a word, as a crashed process would
+    if (t.fail_mode == "segfault") std::raise(SIGSEGV);  // a crash: the crash report names the rank
     fail("selftest: injected failure");
   }
 }

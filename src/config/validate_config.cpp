@@ -132,8 +132,8 @@ void validate_run_config(const RunConfig& c) {
   if (t.num_chunks < 0) c.source.fail("selftest.num_chunks", "found ", t.num_chunks, ", expected >= 0");
   require_positive(c, "selftest.items_per_chunk", t.items_per_chunk);
   if (t.delay_ms < 0) c.source.fail("selftest.delay_ms", "found ", t.delay_ms, ", expected >= 0");
-  if (t.fail_mode != "exception" && t.fail_mode != "exit") {
-    c.source.fail("selftest.fail_mode", "found \"", t.fail_mode, "\", expected exception or exit");
+  if (t.fail_mode != "exception" && t.fail_mode != "exit" && t.fail_mode != "segfault") {
+    c.source.fail("selftest.fail_mode", "found \"", t.fail_mode, "\", expected exception, exit or segfault");
   }
 }
 

@@ -146,6 +146,19 @@ TEST_CASE("a worker that throws stops the job within seconds with one line namin
   CHECK(err.find(" of queue square_sum: selftest: injected failure") != std::string::npos);
 }
 
+TEST_CASE("a rank that crashes names itself, its signal and its stack; nothing hangs") {
+  Launch run("selftest-segfault", mpirun(3) + binary() + selftest_config() +
+                                      " --set selftest.num_chunks=200 --set selftest.fail_rank=1 --set selftest.fail_chunk=2"
+                                      " --set selftest.fail_mode=segfault");
+  const int status = run.wait(60);
+  CHECK(status != 0);
+  CHECK(status != -1);
+  CHECK(run.elapsed() < 30);
+  const std::string out = run.out() + run.err();
+  INFO(out);
+  CHECK(out.find("gpujob rank 1: fatal signal SIGSEGV (Segmentation fault); native stack:") != std::string::npos);
+}
+
 TEST_CASE("a rank that dies stops the job; nothing hangs") {
   Launch run("selftest-die", mpirun(3) + binary() + selftest_config() +
                                  " --set selftest.num_chunks=200 --set selftest.fail_rank=1 --set selftest.fail_chunk=2"
