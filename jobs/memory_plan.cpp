@@ -54,8 +54,17 @@ std::string memory_plan_text(const config::RunConfig& config, const cluster::Lay
         continue;
       }
       if (a.role == config::Role::extractor) {
-        out += concat(line, ": ", gib(left), " left for activations (extract.batch_size ", config.extract.batch_size,
-                      ")\n");
+        // Sequences are at most max_model_len tokens (prompt + completion).
+        const int64_t seq = g.max_model_len;
+        const int64_t fits = model::extraction_batch_that_fits(static_cast<int64_t>(left), model, dtype, seq,
+                                                               static_cast<int64_t>(config.extract.layers.size()),
+                                                               std::max(1, config.extract.batch_size));
+        out += concat(line, ": ", gib(left), " left for activations; batches of ", fits, " sequences of ", seq,
+                      " tokens fit (extract.batch_size ", config.extract.batch_size, ")\n");
+        if (fits < config.extract.batch_size) {
+          warnings += concat("warning: ", who, ": extract.batch_size ", config.extract.batch_size, " may not fit at ",
+                             seq, " tokens (about ", fits, " do); the run halves a batch that runs out of memory\n");
+        }
         continue;
       }
       // As at run time: slots of max_model_len positions (prompt + completion), at most batch_size.

@@ -76,6 +76,31 @@ int64_t generation_workspace_bytes(const ModelConfig& config, at::ScalarType dty
   return static_cast<int64_t>(bytes * kSafetyFactor) + kFixedScratchBytes;
 }
 
+int64_t extraction_workspace_bytes(const ModelConfig& config, at::ScalarType dtype, int64_t batch, int64_t seq_len,
+                                   int64_t captured_layers) {
+  const double tokens = static_cast<double>(std::max<int64_t>(1, batch)) * std::max<int64_t>(1, seq_len);
+  const int64_t q_width = config.n_heads * config.head_dim;
+  const int64_t kv_width = config.n_kv_heads * config.head_dim;
+  const int64_t per_token = 4 * config.hidden_size + q_width + 2 * kv_width + q_width + 3 * config.intermediate_size;
+  const double element = static_cast<double>(c10::elementSize(dtype));
+  double bytes = tokens * per_token * element;
+  // The captured hidden states stay until pooled, and pooling works on float32 copies.
+  bytes += tokens * config.hidden_size * (std::max<int64_t>(1, captured_layers) * element + 4);
+  const bool explicit_attention = !fused_attention_available() || config.attn_logit_softcapping > 0;
+  if (explicit_attention) {
+    bytes += 2.0 * std::max<int64_t>(1, batch) * config.n_heads * static_cast<double>(seq_len) * seq_len * 4;
+  }
+  return static_cast<int64_t>(bytes * kSafetyFactor) + kFixedScratchBytes;
+}
+
+int64_t extraction_batch_that_fits(int64_t available_bytes, const ModelConfig& config, at::ScalarType dtype,
+                                   int64_t seq_len, int64_t captured_layers, int64_t max_batch) {
+  for (int64_t batch = max_batch; batch >= 1; --batch) {
+    if (extraction_workspace_bytes(config, dtype, batch, seq_len, captured_layers) <= available_bytes) return batch;
+  }
+  return 0;
+}
+
 KvCachePlan plan_generation_memory(int64_t available_bytes, const ModelConfig& config, const KvCacheShape& shape,
                                    at::ScalarType dtype, int64_t max_len, int64_t max_slots,
                                    int64_t max_prefill_tokens, int64_t longest_prompt) {

@@ -59,6 +59,16 @@ TEST_CASE("the memory plan gives each generator the KV-cache slots its fraction 
                                      "10 slots of 2000 positions do"));
     CHECK_THAT(text, Catch::Contains("rank 2 extractor on GPU 2") && Catch::Contains("left for activations"));
   }
+  SECTION("an extractor fraction that holds 5 sequences of 2000 tokens: said, and a warning for 16") {
+    const int64_t five = model::extraction_workspace_bytes(m, at::kBFloat16, 5, 2000, 1);
+    const int64_t six = model::extraction_workspace_bytes(m, at::kBFloat16, 6, 2000, 1);
+    const double fraction_bytes = static_cast<double>(weights + (five + six) / 2);
+    const std::string text = jobs::plan_text(config, 4, 1, 0, fraction_bytes / 0.9 / (1024.0 * 1024.0 * 1024.0));
+    CHECK_THAT(text, Catch::Contains("rank 2 extractor on GPU 2") &&
+                         Catch::Contains("batches of 5 sequences of 2000 tokens fit (extract.batch_size 16)"));
+    CHECK_THAT(text, Catch::Contains("warning: rank 3 extractor on GPU 3: extract.batch_size 16 may not fit at 2000 "
+                                     "tokens (about 5 do)"));
+  }
   SECTION("plenty of memory: every slot asked, no warning") {
     const std::string text = jobs::plan_text(config, 4, 1, 0, 80);
     CHECK_THAT(text, Catch::Contains("KV cache 32 slots x 2000 positions"));

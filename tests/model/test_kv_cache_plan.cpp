@@ -115,3 +115,18 @@ TEST_CASE("decoder weight bytes equal the tensors every golden checkpoint stores
   }
   CHECK(checked >= 8);
 }
+
+TEST_CASE("the extraction workspace grows with batch, length and captured layers; the batch that fits") {
+  const ModelConfig c = eight_b_shape();
+  const int64_t base = extraction_workspace_bytes(c, at::kBFloat16, 16, 512, 1);
+  CHECK(extraction_workspace_bytes(c, at::kBFloat16, 32, 512, 1) > base);
+  CHECK(extraction_workspace_bytes(c, at::kBFloat16, 16, 1024, 1) > base);
+  CHECK(extraction_workspace_bytes(c, at::kBFloat16, 16, 512, 3) > base);
+  // At least the block activations of every token.
+  CHECK(base >= 16LL * 512 * (4 * c.hidden_size + 3 * c.intermediate_size) * 2);
+  const int64_t seven = extraction_workspace_bytes(c, at::kBFloat16, 7, 512, 1);
+  CHECK(extraction_batch_that_fits(seven, c, at::kBFloat16, 512, 1, 16) == 7);
+  CHECK(extraction_batch_that_fits(seven - 1, c, at::kBFloat16, 512, 1, 16) == 6);
+  CHECK(extraction_batch_that_fits(int64_t{1} << 50, c, at::kBFloat16, 512, 1, 16) == 16);
+  CHECK(extraction_batch_that_fits(1000, c, at::kBFloat16, 512, 1, 16) == 0);
+}

@@ -40,6 +40,19 @@ KvCachePlan plan_kv_cache(int64_t budget_bytes, const KvCacheShape& shape, at::S
 int64_t generation_workspace_bytes(const ModelConfig& config, at::ScalarType dtype, int64_t prefill_tokens,
                                    int64_t longest_prompt, int64_t n_slots);
 
+// Peak device memory of one extraction forward pass besides the weights: `batch` sequences of
+// `seq_len` tokens through the blocks up to the deepest captured layer (early exit), the
+// `captured_layers` hidden states kept for capture, their float32 copies for pooling, and the
+// attention scores where attention is not fused. An estimate with the same safety factor as
+// generation_workspace_bytes.
+int64_t extraction_workspace_bytes(const ModelConfig& config, at::ScalarType dtype, int64_t batch, int64_t seq_len,
+                                   int64_t captured_layers);
+
+// The largest batch (at most max_batch, at least 0) of seq_len-token sequences whose extraction
+// workspace fits in available_bytes.
+int64_t extraction_batch_that_fits(int64_t available_bytes, const ModelConfig& config, at::ScalarType dtype,
+                                   int64_t seq_len, int64_t captured_layers, int64_t max_batch);
+
 // The generator's cache for `available_bytes` of device memory (what the rank may still allocate
 // under its memory fraction once the weights are loaded; < 0: no limit, as on the CPU): at most
 // max_slots slots (the configured batch size), fewer when the cache and the workspace of the
