@@ -1,6 +1,5 @@
 #include "jobs/memory_plan.hpp"
 
-#include <cstdio>
 #include <filesystem>
 
 #include "gpujob/model/kv_cache_plan.hpp"
@@ -9,18 +8,8 @@
 #include "jobs/model_setup.hpp"
 
 namespace gpujob::jobs {
-namespace {
 
-constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
-
-std::string gib(double bytes) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.2f GiB", bytes / kGiB);
-  return text;
-}
-
-}  // namespace
-
+using model::format_gib;
 std::string memory_plan_text(const config::RunConfig& config, const cluster::Layout& layout, double gpu_memory_gib) {
   GPUJOB_CHECK(gpu_memory_gib > 0, "--gpu-memory-gib ", gpu_memory_gib, ": expected a positive size");
   const std::string config_json = config.model.path + "/config.json";
@@ -29,18 +18,18 @@ std::string memory_plan_text(const config::RunConfig& config, const cluster::Lay
   const model::ModelConfig model = model::load_model_config(config_json);
   const at::ScalarType dtype = to_scalar_type(config.model.dtype);
   const int64_t weights = model::decoder_weight_bytes(model, dtype);
-  const double gpu_bytes = gpu_memory_gib * kGiB;
+  const double gpu_bytes = gpu_memory_gib * model::kBytesPerGiB;
   const model::KvCacheShape shape{model.num_layers, model.n_kv_heads, model.head_dim};
   const auto& g = config.generation;
 
   std::string out = concat("memory on ", gpu_memory_gib, " GiB GPUs, ", model.architecture, " in ",
-                           config::name(config.model.dtype), ": weights ", gib(weights), " per rank\n");
+                           config::name(config.model.dtype), ": weights ", format_gib(weights), " per rank\n");
   std::string warnings;
   for (const cluster::RankPlacement& p : layout.table(1)) {
     for (const cluster::RoleAssignment& a : p.roles) {
       const double budget = a.memory_fraction * gpu_bytes;
       std::string line = concat("  rank ", p.rank, " ", config::name(a.role), " on GPU ", a.gpu, ": ",
-                                gib(budget), " (fraction ", a.memory_fraction, ")");
+                                format_gib(budget), " (fraction ", a.memory_fraction, ")");
       const double left = budget - static_cast<double>(weights);
       const std::string who = concat("rank ", p.rank, " ", config::name(a.role), " on GPU ", a.gpu);
       if (a.role != config::Role::generator && a.role != config::Role::extractor) {
@@ -49,8 +38,8 @@ std::string memory_plan_text(const config::RunConfig& config, const cluster::Lay
       }
       if (left <= 0) {
         out += line + ": the weights do not fit\n";
-        warnings += concat("warning: ", who, ": the weights (", gib(weights), ") do not fit in ", gib(budget),
-                           "; raise memory_fraction or use a smaller dtype\n");
+        warnings += concat("warning: ", who, ": the weights (", format_gib(weights), ") do not fit in ",
+                           format_gib(budget), "; raise memory_fraction or use a smaller dtype\n");
         continue;
       }
       if (a.role == config::Role::extractor) {
@@ -59,7 +48,7 @@ std::string memory_plan_text(const config::RunConfig& config, const cluster::Lay
         const int64_t fits = model::extraction_batch_that_fits(static_cast<int64_t>(left), model, dtype, seq,
                                                                static_cast<int64_t>(config.extract.layers.size()),
                                                                std::max(1, config.extract.batch_size));
-        out += concat(line, ": ", gib(left), " left for activations; batches of ", fits, " sequences of ", seq,
+        out += concat(line, ": ", format_gib(left), " left for activations; batches of ", fits, " sequences of ", seq,
                       " tokens fit (extract.batch_size ", config.extract.batch_size, ")\n");
         if (fits < config.extract.batch_size) {
           warnings += concat("warning: ", who, ": extract.batch_size ", config.extract.batch_size, " may not fit at ",
@@ -74,8 +63,8 @@ std::string memory_plan_text(const config::RunConfig& config, const cluster::Lay
         const model::KvCachePlan plan =
             model::plan_generation_memory(static_cast<int64_t>(left), model, shape, dtype, max_len, g.batch_size,
                                           g.max_prefill_tokens, longest_prompt);
-        out += concat(line, ": KV cache ", plan.n_slots, " slots x ", plan.max_len, " positions ", gib(plan.bytes),
-                      " + forward workspace ", gib(plan.workspace_bytes), "\n");
+        out += concat(line, ": KV cache ", plan.n_slots, " slots x ", plan.max_len, " positions ",
+                      format_gib(plan.bytes), " + forward workspace ", format_gib(plan.workspace_bytes), "\n");
         if (plan.n_slots < g.batch_size) {
           warnings += concat("warning: ", who, ": generation.batch_size ", g.batch_size, " does not fit; ",
                              plan.n_slots, " slots of ", max_len, " positions do\n");

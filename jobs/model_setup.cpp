@@ -44,7 +44,6 @@ std::unique_ptr<model::Decoder> load_decoder(const config::ModelSettings& settin
 std::unique_ptr<model::DecoderSlotModel> make_generator_slots(const model::Decoder& decoder,
                                                               const config::GenerationSettings& generation,
                                                               int64_t samples, int64_t max_len) {
-  constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
   const int64_t wanted = std::max<int64_t>(1, std::min<int64_t>(generation.batch_size, samples));
   const int64_t longest_prompt = std::max<int64_t>(1, max_len - generation.max_new_tokens + 1);
   const at::Device device = decoder.options().device;
@@ -53,18 +52,18 @@ std::unique_ptr<model::DecoderSlotModel> make_generator_slots(const model::Decod
       model::plan_generation_memory(available, decoder.config(), decoder.kv_cache_shape(), decoder.options().dtype,
                                     max_len, wanted, generation.max_prefill_tokens, longest_prompt);
   if (available >= 0) {
-    spdlog::info("KV cache: {} slots x {} positions, {:.2f} GiB (+{:.2f} GiB kept for the forward passes) of "
-                 "{:.2f} GiB left on {} under the memory fraction",
-                 plan.n_slots, plan.max_len, plan.bytes / kGiB, plan.workspace_bytes / kGiB, available / kGiB,
-                 device.str());
+    spdlog::info("KV cache: {} slots x {} positions, {} (+{} kept for the forward passes) of {} left on {} under "
+                 "the memory fraction",
+                 plan.n_slots, plan.max_len, model::format_gib(plan.bytes), model::format_gib(plan.workspace_bytes),
+                 model::format_gib(available), device.str());
     if (plan.n_slots < wanted) {
       spdlog::warn("KV cache: generation.batch_size {} does not fit; decoding {} sequences at a time "
                    "(raise the role's memory_fraction or lower generation.max_model_len for more)",
                    wanted, plan.n_slots);
     }
   } else {
-    spdlog::debug("KV cache: {} slots x {} positions, {:.3f} GiB on {}", plan.n_slots, plan.max_len,
-                  plan.bytes / kGiB, device.str());
+    spdlog::debug("KV cache: {} slots x {} positions, {} on {}", plan.n_slots, plan.max_len,
+                  model::format_gib(plan.bytes, 3), device.str());
   }
   return std::make_unique<model::DecoderSlotModel>(decoder, plan.n_slots, plan.max_len);
 }

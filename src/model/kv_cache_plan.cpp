@@ -13,13 +13,6 @@
 namespace gpujob::model {
 namespace {
 
-constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
-
-std::string gib(double bytes) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.3f GiB", bytes / kGiB);
-  return text;
-}
 
 // Temporaries the estimate does not itemise (allocator rounding, kernels' scratch, cuBLAS workspace).
 constexpr double kSafetyFactor = 1.25;
@@ -38,6 +31,12 @@ int64_t decoder_weight_bytes(const ModelConfig& c, at::ScalarType dtype) {
   int64_t total = c.num_layers * per_layer + c.vocab_size * h + h;  // blocks, embedding, final norm
   if (!c.tie_word_embeddings) total += c.vocab_size * h;
   return total * static_cast<int64_t>(c10::elementSize(dtype));
+}
+
+std::string format_gib(double bytes, int decimals) {
+  char text[48];
+  std::snprintf(text, sizeof text, "%.*f GiB", decimals, bytes / kBytesPerGiB);
+  return text;
 }
 
 KvCachePlan plan_kv_cache(int64_t budget_bytes, const KvCacheShape& shape, at::ScalarType dtype,
@@ -119,9 +118,9 @@ KvCachePlan plan_generation_memory(int64_t available_bytes, const ModelConfig& c
     return plan;
   }
   const int64_t workspace = generation_workspace_bytes(config, dtype, max_prefill_tokens, longest_prompt, 1);
-  fail("KV cache: ", gib(available_bytes), " of device memory left under the memory fraction after the "
-       "weights, but one slot of ", max_len, " positions needs ", gib(per_slot), " plus ", gib(workspace),
-       " for the forward passes; raise the role's memory_fraction or lower generation.max_model_len, "
+  fail("KV cache: ", format_gib(available_bytes, 3), " of device memory left under the memory fraction after the "
+       "weights, but one slot of ", max_len, " positions needs ", format_gib(per_slot, 3), " plus ",
+       format_gib(workspace, 3), " for the forward passes; raise the role's memory_fraction or lower generation.max_model_len, "
        "max_new_tokens or max_prefill_tokens");
 }
 

@@ -63,6 +63,41 @@ std::string read_all(const fs::path& path) {
   return s.str();
 }
 
+// The gpujob executable ctest passes in GPUJOB_BINARY, with mpirun allowed to run as root; empty
+// when the test runs outside ctest.
+std::string gpujob_binary() {
+  const char* binary = std::getenv("GPUJOB_BINARY");
+  if (!binary || !*binary) return "";
+  setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 0);
+  setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 0);
+  return binary;
+}
+
+// A generate job file in `dir` (sampled, chunks of 2 prompts, results under dir/results).
+fs::path write_generate_yaml(const fs::path& dir, const fs::path& model, const fs::path& data,
+                             const std::string& run_name, const fs::path& output) {
+  const fs::path yaml = dir / (run_name + ".yaml");
+  std::ofstream out(yaml);
+  out << "job: generate\nrun_name: " << run_name << "\noutput_dir: " << (dir / "results").string() << "\n"
+      << "model: {path: " << model.string() << ", dtype: float32, device: cpu}\n"
+      << "data: {path: " << data.string() << "}\n"
+      << "generation: {max_new_tokens: 10, temperature: 0.8, top_k: 40, seed: 3, batch_size: 3, "
+         "max_model_len: 64, output: " << output.string() << "}\n"
+      << "coordinator: {chunk_size: 2}\n";
+  return yaml;
+}
+
+// Runs a shell command with its output in dir/<log>.out; requires status 0 and returns the output.
+std::string run_logged(const fs::path& dir, const std::string& command, const std::string& log) {
+  const fs::path out = dir / (log + ".out");
+  const std::string full = command + " >" + out.string() + " 2>&1";
+  const int status = std::system(full.c_str());
+  const std::string text = read_all(out);
+  INFO(full << "\n" << text);
+  REQUIRE(status == 0);
+  return text;
+}
+
 std::vector<nlohmann::json> read_lines(const fs::path& path) {
   std::vector<nlohmann::json> lines;
   std::ifstream in(path);
@@ -163,36 +198,20 @@ TEST_CASE("job generate: stop strings cut the completion, and errors name the se
 }
 
 TEST_CASE("job generate under mpirun writes the same file as one rank", "[generate][mpi]") {
-  const char* binary = std::getenv("GPUJOB_BINARY");
-  if (!binary || !*binary) {
+  const std::string binary = gpujob_binary();
+  if (binary.empty()) {
     WARN("GPUJOB_BINARY is not set (run through ctest): skipped");
     return;
   }
-  setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 0);
-  setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 0);
   Fixture f;
-  const fs::path yaml = f.dir / "generate.yaml";
-  {
-    std::ofstream out(yaml);
-    out << "job: generate\nrun_name: mpi\noutput_dir: " << (f.dir / "results").string() << "\n"
-        << "model: {path: " << f.model.string() << ", dtype: float32, device: cpu}\n"
-        << "data: {path: " << f.data.string() << "}\n"
-        << "generation: {max_new_tokens: 10, temperature: 0.8, top_k: 40, seed: 3, batch_size: 3, "
-           "max_model_len: 64, output: " << (f.dir / "mpi.jsonl").string() << "}\n"
-        << "coordinator: {chunk_size: 2}\n";
-  }
-  auto run = [&](const std::string& command, const std::string& log) {
-    const std::string full = command + " >" + (f.dir / (log + ".out")).string() + " 2>&1";
-    int status = std::system(full.c_str());
-    INFO(full << "\n" << read_all(f.dir / (log + ".out")));
-    REQUIRE(status == 0);
-  };
-  run(std::string("mpirun -np 3 --oversubscribe ") + binary + " " + yaml.string(), "mpi");
+  const fs::path yaml = write_generate_yaml(f.dir, f.model, f.data, "mpi", f.dir / "mpi.jsonl");
+  run_logged(f.dir, "mpirun -np 3 --oversubscribe " + binary + " " + yaml.string(), "mpi");
   // Its own cache, or it would only read back what the mpirun run stored.
-  run(std::string(binary) + " " + yaml.string() + " --set generation.batch_size=5 --set coordinator.chunk_size=10" +
-          " --set generation.output=" + (f.dir / "one.jsonl").string() +
-          " --set generation.cache_dir=" + (f.dir / "cache-one").string(),
-      "one");
+  run_logged(f.dir,
+             binary + " " + yaml.string() + " --set generation.batch_size=5 --set coordinator.chunk_size=10" +
+                 " --set generation.output=" + (f.dir / "one.jsonl").string() +
+                 " --set generation.cache_dir=" + (f.dir / "cache-one").string(),
+             "one");
   const std::string mpi = read_all(f.dir / "mpi.jsonl");
   CHECK(read_lines(f.dir / "mpi.jsonl").size() == 10);
   CHECK(mpi == read_all(f.dir / "one.jsonl"));
@@ -204,33 +223,16 @@ TEST_CASE("job generate under mpirun writes the same file as one rank", "[genera
 }
 
 TEST_CASE("job generate keeps completions in the cache: a rerun generates only what is missing", "[generate][mpi]") {
-  const char* binary = std::getenv("GPUJOB_BINARY");
-  if (!binary || !*binary) {
+  const std::string binary = gpujob_binary();
+  if (binary.empty()) {
     WARN("GPUJOB_BINARY is not set (run through ctest): skipped");
     return;
   }
-  setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 0);
-  setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 0);
   Fixture f;
-  const fs::path yaml = f.dir / "generate.yaml";
   const fs::path output = f.dir / "out.jsonl";
-  {
-    std::ofstream out(yaml);
-    out << "job: generate\nrun_name: cached\noutput_dir: " << (f.dir / "results").string() << "\n"
-        << "model: {path: " << f.model.string() << ", dtype: float32, device: cpu}\n"
-        << "data: {path: " << f.data.string() << "}\n"
-        << "generation: {max_new_tokens: 10, temperature: 0.8, top_k: 40, seed: 3, batch_size: 3, "
-           "max_model_len: 64, output: " << output.string() << "}\n"
-        << "coordinator: {chunk_size: 2}\n";
-  }
+  const fs::path yaml = write_generate_yaml(f.dir, f.model, f.data, "cached", output);
   auto run = [&](const std::string& log) {
-    const std::string command = std::string("mpirun -np 2 --oversubscribe ") + binary + " " + yaml.string() + " >" +
-                                (f.dir / (log + ".out")).string() + " 2>&1";
-    const int status = std::system(command.c_str());
-    const std::string text = read_all(f.dir / (log + ".out"));
-    INFO(command << "\n" << text);
-    REQUIRE(status == 0);
-    return text;
+    return run_logged(f.dir, "mpirun -np 2 --oversubscribe " + binary + " " + yaml.string(), log);
   };
   const std::string first_log = run("first");
   CHECK_THAT(first_log, Catch::Contains("0 of 10 samples stored, 5 chunks to generate"));

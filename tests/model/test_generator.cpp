@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <numeric>
 #include <string>
@@ -187,28 +188,39 @@ TEST_CASE("sampled completions do not depend on request order or prefill groupin
 
 namespace {
 
-// A FakeModel whose device holds at most `capacity` padded prompt tokens in one prefill call: a
-// larger prefill first appends part of its tokens (as a real forward writes some layers' cache
-// before it fails), then throws libtorch's out-of-memory message.
-class SmallDeviceModel : public FakeModel {
+// What the device of a LimitedDeviceModel holds in one call before it runs out of memory.
+struct DeviceLimits {
+  int64_t prefill_tokens = std::numeric_limits<int64_t>::max();    // padded prompt tokens
+  int64_t decode_sequences = std::numeric_limits<int64_t>::max();  // sequences of one decode step
+};
+
+// A FakeModel on a small device. A prefill over the limit first appends part of its tokens (as a
+// real forward writes some layers' cache before it fails), then throws libtorch's out-of-memory
+// message; a decode step (one token per slot) over the limit throws at once.
+class LimitedDeviceModel : public FakeModel {
  public:
-  SmallDeviceModel(int64_t n_slots, int64_t max_len, int64_t capacity)
-      : FakeModel(n_slots, max_len), capacity_(capacity) {}
+  LimitedDeviceModel(int64_t n_slots, int64_t max_len, DeviceLimits limits)
+      : FakeModel(n_slots, max_len), limits_(limits) {}
   at::Tensor forward(const std::vector<int64_t>& slots,
                      const std::vector<std::vector<int64_t>>& new_tokens) override {
     int64_t longest = 0;
     for (const auto& t : new_tokens) longest = std::max(longest, static_cast<int64_t>(t.size()));
-    if (static_cast<int64_t>(slots.size()) * longest > capacity_ && longest > 1) {
+    const int64_t n = static_cast<int64_t>(slots.size());
+    if (longest > 1 && n * longest > limits_.prefill_tokens) {
       ++failures;
       FakeModel::forward({slots.front()}, {new_tokens.front()});  // partial work before the failure
       throw std::runtime_error("CUDA out of memory. Tried to allocate 20.00 MiB");
+    }
+    if (longest == 1 && n > limits_.decode_sequences) {
+      ++failures;
+      throw std::runtime_error("CUDA out of memory. Tried to allocate 64.00 MiB");
     }
     return FakeModel::forward(slots, new_tokens);
   }
   int failures = 0;
 
  private:
-  int64_t capacity_;
+  DeviceLimits limits_;
 };
 
 }  // namespace
@@ -219,7 +231,7 @@ TEST_CASE("a prefill that runs out of device memory is retried in halves; nothin
   FakeModel roomy(8, 20);
   const std::vector<Completion> want = Generator(roomy, options).generate(requests);
 
-  SmallDeviceModel small(8, 20, 20);
+  LimitedDeviceModel small(8, 20, {20, std::numeric_limits<int64_t>::max()});
   Generator generator(small, options);
   check_same(generator.generate(requests), want);
   // The first refill (8 prompts of up to 9 tokens: 72 padded) fails, then its halves are tried
@@ -228,36 +240,11 @@ TEST_CASE("a prefill that runs out of device memory is retried in halves; nothin
   CHECK(small.failures <= 3);
 
   // One prompt alone that does not fit is an error, not a loop.
-  SmallDeviceModel tiny(2, 20, 3);
+  LimitedDeviceModel tiny(2, 20, {3, std::numeric_limits<int64_t>::max()});
   std::vector<GenerationRequest> long_prompt(1);
   long_prompt[0].prompt_ids = {1, 2, 4, 5, 6};
   CHECK_THROWS_WITH(Generator(tiny, options).generate(long_prompt), Catch::Contains("out of memory"));
 }
-
-namespace {
-
-// A FakeModel whose device decodes at most `capacity` sequences in one step (one token each).
-class FewSequencesModel : public FakeModel {
- public:
-  FewSequencesModel(int64_t n_slots, int64_t max_len, int64_t capacity)
-      : FakeModel(n_slots, max_len), capacity_(capacity) {}
-  at::Tensor forward(const std::vector<int64_t>& slots,
-                     const std::vector<std::vector<int64_t>>& new_tokens) override {
-    bool decode = true;
-    for (const auto& t : new_tokens) decode = decode && t.size() == 1;
-    if (decode && static_cast<int64_t>(slots.size()) > capacity_) {
-      ++failures;
-      throw std::runtime_error("CUDA out of memory. Tried to allocate 64.00 MiB");
-    }
-    return FakeModel::forward(slots, new_tokens);
-  }
-  int failures = 0;
-
- private:
-  int64_t capacity_;
-};
-
-}  // namespace
 
 TEST_CASE("a decode step that runs out of device memory decodes fewer sequences; nothing changes", "[generator]") {
   const auto requests = make_requests(23);
@@ -267,7 +254,7 @@ TEST_CASE("a decode step that runs out of device memory decodes fewer sequences;
     std::vector<Completion> want;
     for (const auto& r : requests) want.push_back(reference_generation(r, options));
 
-    FewSequencesModel model(8, 20, 3);
+    LimitedDeviceModel model(8, 20, {std::numeric_limits<int64_t>::max(), 3});
     check_same(Generator(model, options).generate(requests), want);
     CHECK(model.failures >= 1);
     CHECK(model.failures <= 2);  // 8 -> 4 -> 2 sequences at once, then never again
@@ -276,7 +263,7 @@ TEST_CASE("a decode step that runs out of device memory decodes fewer sequences;
     }
   }
   // One sequence alone that does not fit is an error, not a loop.
-  FewSequencesModel none(2, 20, 0);
+  LimitedDeviceModel none(2, 20, {std::numeric_limits<int64_t>::max(), 0});
   std::vector<GenerationRequest> one(1);
   one[0].prompt_ids = {1, 2};
   CHECK_THROWS_WITH(Generator(none, options_with(SamplingParams{}, 5)).generate(one), Catch::Contains("out of memory"));

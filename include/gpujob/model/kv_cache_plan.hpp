@@ -6,12 +6,18 @@
 #include <c10/core/ScalarType.h>
 
 #include <cstdint>
+#include <string>
 
 #include "gpujob/model/kv_cache.hpp"
 
 namespace gpujob::model {
 
 struct ModelConfig;
+
+constexpr double kBytesPerGiB = 1024.0 * 1024.0 * 1024.0;
+
+// "12.34 GiB": how memory plans are written in logs, errors and `gpujob plan`.
+std::string format_gib(double bytes, int decimals = 2);
 
 // Bytes of the decoder's weights in `dtype` as Decoder::load holds them (one full copy: embedding,
 // every block, final norm, and the LM head when it is not tied; vision towers are never loaded).
