@@ -79,6 +79,12 @@ def load(model_dir: str):
     return model
 
 
+def random_ids(config, batch: int, length: int) -> torch.Tensor:
+    """Fixed-seed token ids in [100, vocab) on the GPU: above 100, clear of special tokens."""
+    generator = torch.Generator(device="cuda").manual_seed(1234)
+    return torch.randint(100, config.vocab_size, (batch, length), device="cuda", generator=generator)
+
+
 def matmul_flops_per_token(config, layers: int, seq: int) -> float:
     """Matmul FLOPs per token of `layers` decoder blocks at sequence length seq (causal attention)."""
     h, hd = config.hidden_size, config.head_dim
@@ -93,8 +99,7 @@ def extract(args) -> None:
     tflops, _ = limits()
     model = load(args.model)
     config = model.config
-    ids = torch.randint(100, config.vocab_size, (args.batch, args.seq), device="cuda",
-                        generator=torch.Generator(device="cuda").manual_seed(1234))
+    ids = random_ids(config, args.batch, args.seq)
     index = args.layer + 1  # HF hidden_states[L + 1] is the output of block L
 
     def pick(hidden):
@@ -121,8 +126,7 @@ def generate(args) -> None:
     _, gbps = limits()
     model = load(args.model)
     config = model.config
-    ids = torch.randint(100, config.vocab_size, (args.batch, args.prompt_len), device="cuda",
-                        generator=torch.Generator(device="cuda").manual_seed(1234))
+    ids = random_ids(config, args.batch, args.prompt_len)
     run = lambda: model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,  # noqa: E731
                                  max_new_tokens=args.new, min_new_tokens=args.new, pad_token_id=0)
     seconds = timed(run, 1, 1)
