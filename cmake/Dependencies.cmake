@@ -16,6 +16,13 @@ target_compile_options(gpujob::torch INTERFACE $<$<COMPILE_LANGUAGE:CXX>:${_torc
 if(TORCH_INCLUDE_DIRS)
   target_include_directories(gpujob::torch SYSTEM INTERFACE ${TORCH_INCLUDE_DIRS})
 endif()
+# The PyTorch wheels' libtorch.so exports copies of some libstdc++ functions it was built with
+# (std::filesystem::status, create_directories, remove_all, ...). When libtorch.so is the first
+# shared library to define them, the linker binds the program's own calls to those copies, and
+# remove_all then crashes calling into the system libstdc++ (seen with a toolchain that links
+# libstdc++ statically, so no libstdc++.so was on the link line at all). Executables therefore
+# name the shared libstdc++ first, so the program's calls bind to it.
+add_link_options("$<$<STREQUAL:$<TARGET_PROPERTY:TYPE>,EXECUTABLE>:LINKER:--push-state,--no-as-needed,-l:libstdc++.so.6,--pop-state>")
 
 # --- CUDA and NCCL, only with a CUDA build of libtorch.
 set(GPUJOB_WITH_CUDA OFF)

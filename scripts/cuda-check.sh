@@ -14,7 +14,7 @@
 # -DHDF5_PARALLEL_INCLUDE_DIR=... -DHDF5_PARALLEL_LIBRARY=... Logs go to BUILD_DIR/cuda-check/.
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-build=${1:-$root/build-cuda}
+build=$(realpath -m "${1:-$root/build-cuda}")
 shift $(($# > 0 ? 1 : 0))
 logs=$build/cuda-check
 mkdir -p "$logs"

@@ -43,9 +43,13 @@ at::Tensor ungroup(const at::Tensor& out, const at::Tensor& q) {
 
 bool fused_attention_available() { return GPUJOB_HAVE_FUSED_ATTENTION != 0; }
 
+at::Tensor causal_mask(int64_t len, const at::TensorOptions& options) {
+  return at::ones({len, len}, options.dtype(at::kBool)).tril().view({1, 1, len, len});
+}
+
 at::Tensor attention_explicit(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                               const at::Tensor& mask, const AttentionParams& params) {
-  const Grouped g = group_queries(q, k, mask);
+  const Grouped g = group_queries(q, k, mask.defined() ? mask : causal_mask(q.size(2), q.options()));
   at::Tensor scores = at::matmul(g.q, k.transpose(2, 3)) * params.scale;
   if (params.softcap > 0) scores = at::tanh(scores / params.softcap) * params.softcap;
   // The lowest finite value, not -inf, as HF: masked products stay finite everywhere.
@@ -59,6 +63,18 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
 #if GPUJOB_HAVE_FUSED_ATTENTION
   // The fused kernel has no soft-capping; those models take the explicit path.
   if (backend == AttentionBackend::kAuto && params.softcap <= 0) {
+    if (!mask.defined()) {
+      // Causal without a mask tensor. Folding query heads into rows (below) would break the
+      // causal order, so keys and values are repeated per query head instead: a copy far
+      // cheaper than the attention itself, and the flash kernel needs no mask.
+      const int64_t n_rep = q.size(1) / k.size(1);
+      const auto repeat = [&](const at::Tensor& t) {
+        if (n_rep == 1) return t;
+        return t.unsqueeze(2).expand({t.size(0), t.size(1), n_rep, t.size(2), t.size(3)})
+            .reshape({t.size(0), t.size(1) * n_rep, t.size(2), t.size(3)});
+      };
+      return at::scaled_dot_product_attention(q, repeat(k), repeat(v), {}, 0.0, true, params.scale);
+    }
     const Grouped g = group_queries(q, k, mask);
     return ungroup(at::scaled_dot_product_attention(g.q, k, v, g.mask, 0.0, false, params.scale), q);
   }

@@ -20,6 +20,7 @@ namespace gpujob::model {
 struct Decoder::Step {
   at::Tensor positions;               // int64 [batch, tokens]: rope positions and mask rows
   int64_t key_len = 0;                // keys each query row is masked against
+  bool plain_causal = false;          // every row at positions 0..tokens-1, keys the same tokens
   std::map<int64_t, at::Tensor> masks;        // window (0: none) -> bool [batch, 1, tokens, key_len]
   std::map<const void*, RopeTables> tables;   // inv_freq storage -> tables
   KvCache* cache = nullptr;
@@ -28,7 +29,11 @@ struct Decoder::Step {
   at::Tensor write_src;    // int64 [valid tokens]: row * tokens + i of each new token
   at::Tensor write_dst;    // int64 [valid tokens]: slot * max_len + position
 
+  // Undefined for plain causal attention (see attention()), which a window changes only when
+  // it is shorter than the sequence.
   const at::Tensor& mask(int64_t window) {
+    static const at::Tensor kCausal;
+    if (plain_causal && (window == 0 || window >= key_len)) return kCausal;
     auto it = masks.find(window);
     if (it == masks.end()) it = masks.emplace(window, position_mask(positions, key_len, window)).first;
     return it->second;
@@ -214,6 +219,7 @@ ForwardOutput Decoder::forward(const TokenBatch& batch, const ForwardRequest& re
   // real tokens, so padding cannot change it.
   step.positions = at::arange(T, ids.options()).unsqueeze(0).expand({B, T});
   step.key_len = T;
+  step.plain_causal = true;
 
   at::Tensor h = embed(ids);
   store(0, h);

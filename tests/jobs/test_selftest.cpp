@@ -156,7 +156,8 @@ TEST_CASE("a rank that crashes names itself, its signal and its stack; nothing h
   CHECK(run.elapsed() < 30);
   const std::string out = run.out() + run.err();
   INFO(out);
-  CHECK(out.find("gpujob rank 1: fatal signal SIGSEGV (Segmentation fault); native stack:") != std::string::npos);
+  CHECK(out.find("gpujob rank 1: fatal signal SIGSEGV (Segmentation fault)\n") != std::string::npos);
+  CHECK(out.find("  native stack:\n") != std::string::npos);
 }
 
 TEST_CASE("a rank that dies stops the job; nothing hangs") {

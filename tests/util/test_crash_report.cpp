@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <cstdint>
 #include <string>
 
 #include "gpujob/util/crash_report.hpp"
@@ -47,8 +48,26 @@ TEST_CASE("a fatal signal is reported with the rank and the stack, then ends the
     std::raise(SIGSEGV);
   });
   CHECK(out.term_signal == SIGSEGV);
-  CHECK(out.stderr_text.find("gpujob rank 5: fatal signal SIGSEGV (Segmentation fault); native stack:\n") == 0);
+  CHECK(out.stderr_text.find("gpujob rank 5: fatal signal SIGSEGV (Segmentation fault)\n") == 0);
   CHECK(out.stderr_text.size() > 80);  // at least a few frames follow
+}
+
+TEST_CASE("a call through a stale function pointer names the caller from the return address on the stack") {
+  const ChildOutcome out = run_child([] {
+    gpujob::install_crash_report(-1);
+    // An address no library maps: what calling a function of an unloaded library does.
+    volatile uintptr_t stale = 0x10;
+    reinterpret_cast<void (*)()>(stale)();
+  });
+  CHECK(out.term_signal == SIGSEGV);
+  INFO(out.stderr_text);
+  CHECK(out.stderr_text.find("fault address 0x10\n") != std::string::npos);
+  CHECK(out.stderr_text.find("instruction 0x10 (unmapped)") != std::string::npos);
+  CHECK(out.stderr_text.find("outside all loaded code") != std::string::npos);
+  // The caller is this test program: its return address is on the stack.
+  const auto listed = out.stderr_text.find("code addresses on the stack");
+  REQUIRE(listed != std::string::npos);
+  CHECK(out.stderr_text.find("test_crash_report+0x", listed) != std::string::npos);
 }
 
 TEST_CASE("a single-process run has no rank in the report, and an abort is reported too") {

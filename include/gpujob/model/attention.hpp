@@ -15,7 +15,9 @@ struct AttentionParams {
 // q: [batch, heads, q_len, head_dim]; k, v: [batch, kv_heads, k_len, head_dim] (kv_heads divides
 // heads; query head h reads kv head h / (heads / kv_heads)); mask: bool broadcastable to
 // [batch, 1, q_len, k_len], true where a query may attend. Every query row must allow at least
-// one key. Returns [batch, heads, q_len, head_dim].
+// one key. An undefined mask means plain causal attention with q_len == k_len (query i sees keys
+// 0..i): the fused kernel then runs without a mask tensor, which lets it pick its fastest
+// (flash) implementation. Returns [batch, heads, q_len, head_dim].
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                      const at::Tensor& mask, const AttentionParams& params, AttentionBackend backend);
 
@@ -25,6 +27,9 @@ at::Tensor attention_explicit(const at::Tensor& q, const at::Tensor& k, const at
 
 // True when this libtorch build has the fused scaled-dot-product attention.
 bool fused_attention_available();
+
+// The plain causal mask, bool [1, 1, len, len]: query i sees keys 0..i.
+at::Tensor causal_mask(int64_t len, const at::TensorOptions& options);
 
 // Mask for queries at positions q_pos [batch, q_len] over keys at positions 0..k_len-1:
 // key j is visible when j <= q_pos and, with a window w > 0, j > q_pos - w. bool [batch, 1, q_len, k_len].
