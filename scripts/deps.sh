@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(cmake ninja-build g++ pkg-config libtorch-dev libopenmpi-dev openmpi-bin
           libhdf5-openmpi-dev hdf5-tools libyaml-cpp-dev catch2 libspdlog-dev libcli11-dev
           nlohmann-json3-dev libpcre2-dev libsentencepiece-dev libicu-dev python3 python3-numpy python3-h5py
-          slurm-wlm munge)
+          slurm-wlm munge procps)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -93,8 +93,17 @@ on_signal() {
   [[ -n $stop_signal ]] && return 0  # already stopping
   stop_signal=$1
   log "SIG$1 received: asking gpujob to stop"
-  # srun and mpirun both pass USR1 on to every rank; TERM would make mpirun kill the ranks at once.
-  [[ -n $child ]] && kill -USR1 "$child" 2>/dev/null
+  # srun and mpirun pass USR1 on to every rank; TERM would make mpirun kill the ranks at once.
+  signal_ranks
+  return 0
+}
+# USR1 to the launcher, and to the ranks it started on this node: some Open MPI builds' mpirun
+# does not forward USR1, and one rank that has it stops the whole job. Ranks that srun starts are
+# not its children (pkill then finds none; srun forwards the signal itself).
+signal_ranks() {
+  [[ -n $child ]] || return 0
+  kill -USR1 "$child" 2>/dev/null
+  pkill -USR1 -P "$child" 2>/dev/null
   return 0
 }
 trap 'on_signal USR1' USR1
@@ -102,7 +111,7 @@ trap 'on_signal TERM' TERM
 
 "${cmd[@]}" &
 child=$!
-[[ -n $stop_signal ]] && kill -USR1 "$child" 2>/dev/null  # a signal that came before the launch
+[[ -n $stop_signal ]] && signal_ranks  # a signal that came before the launch
 while :; do
   interrupted=0
   wait "$child"

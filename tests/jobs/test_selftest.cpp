@@ -223,7 +223,7 @@ TEST_CASE("gpujob plan prints the role table without MPI") {
                          "node node0)\n");
 }
 
-TEST_CASE("SIGUSR1 to mpirun: in-flight chunks finish, progress is recorded, exit 75, a rerun completes") {
+TEST_CASE("SIGUSR1 as slurm/sweep.sh sends it: in-flight chunks finish, progress is recorded, exit 75, a rerun completes") {
   const std::string command = mpirun(3) + binary() + selftest_config() +
                               " --set selftest.num_chunks=60 --set selftest.delay_ms=100 --set selftest.two_stages=true"
                               " --set run_name=stop";
@@ -233,8 +233,16 @@ TEST_CASE("SIGUSR1 to mpirun: in-flight chunks finish, progress is recorded, exi
   while (run.seconds() < 60 && count_lines_starting(slurp(progress), "{") < 10) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  kill(run.pid(), SIGUSR1);  // sh execs mpirun: the pid is mpirun's
+  const int lines_before = count_lines_starting(slurp(progress), "{");
+  const double signalled_at = run.seconds();
+  // As slurm/sweep.sh: to mpirun (sh execs it, so the pid is mpirun's) and to the ranks it
+  // started, since not every Open MPI build's mpirun forwards USR1.
+  kill(run.pid(), SIGUSR1);
+  CHECK(std::system(("pkill -USR1 -P " + std::to_string(run.pid())).c_str()) == 0);
   const int status = run.wait(60);
+  INFO("SIGUSR1 sent after " << signalled_at << " s with " << lines_before << " progress lines; job ended after "
+                             << run.elapsed() << " s");
+  INFO(run.out());
   INFO(run.err());
   CHECK(status == 75);
   const json stopped = read_json(run.dir() / "results/stop/selftest_stopped.json");
