@@ -47,7 +47,8 @@ if [[ $WHAT == generate || $WHAT == all ]]; then
     dir=$(model_for "$shape" | tail -n 1)
     for batch in 1 32; do
       run python3 "$HERE/hf_baselines.py" generate --model "$dir" --batch "$batch"
-      run "$BUILD/generate_bench" "$dir" --batch "$batch" --prompts "$batch"
+      run "$BUILD/generate_bench" "$dir" --batch "$batch" --prompts "$batch" --graphs 0
+      run "$BUILD/generate_bench" "$dir" --batch "$batch" --prompts "$batch" --graphs 1
     done
   done
 fi

@@ -65,7 +65,13 @@ std::unique_ptr<model::DecoderSlotModel> make_generator_slots(const model::Decod
     spdlog::debug("KV cache: {} slots x {} positions, {} on {}", plan.n_slots, plan.max_len,
                   model::format_gib(plan.bytes, 3), device.str());
   }
-  return std::make_unique<model::DecoderSlotModel>(decoder, plan.n_slots, plan.max_len);
+  const auto decode = generation.cuda_graphs ? model::SlotDecode::kAuto : model::SlotDecode::kPerCall;
+  auto slots = std::make_unique<model::DecoderSlotModel>(decoder, plan.n_slots, plan.max_len, decode);
+  if (slots->decode_mode() == model::SlotDecode::kCudaGraphs) {
+    spdlog::info("decode: steps of most slots replayed from CUDA graphs (one per {} key positions)",
+                 decoder.key_length_bucket());
+  }
+  return slots;
 }
 
 }  // namespace gpujob::jobs

@@ -8,6 +8,7 @@
 
 #include "gpujob/config/run_config.hpp"
 #include "gpujob/model/decoder.hpp"
+#include "gpujob/model/decoder_slot_model.hpp"
 #include "gpujob/model/generator.hpp"
 
 namespace gpujob::jobs {

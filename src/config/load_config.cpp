@@ -125,6 +125,7 @@ GenerationSettings read_generation(KeyReader r) {
   g.batch_size = r.get("batch_size", g.batch_size);
   g.max_model_len = r.get("max_model_len", g.max_model_len);
   g.max_prefill_tokens = r.get("max_prefill_tokens", g.max_prefill_tokens);
+  g.cuda_graphs = r.get("cuda_graphs", g.cuda_graphs);
   g.output = r.get("output", g.output);
   g.cache_dir = r.get("cache_dir", g.cache_dir);
   r.finish();

@@ -26,7 +26,7 @@ struct Decoder::Step {
   KvCache* cache = nullptr;
   at::Tensor read_slots;   // int64 [batch]: cache slot of each row
   int64_t first_slot = -1; // >= 0 when the rows are the consecutive slots first_slot, +1, ...
-  at::Tensor write_src;    // int64 [valid tokens]: row * tokens + i of each new token
+  at::Tensor write_src;    // int64 [valid tokens]: row * tokens + i of each new token; undefined: all rows
   at::Tensor write_dst;    // int64 [valid tokens]: slot * max_len + position
 
   // Undefined for plain causal attention (see attention()), which a window changes only when
@@ -141,7 +141,8 @@ at::Tensor Decoder::self_attention(int64_t l, const at::Tensor& x, Step& step) c
     at::Tensor& kc = step.cache->keys(l);
     at::Tensor& vc = step.cache->values(l);
     const auto flat = [&](const at::Tensor& t) {
-      return t.transpose(1, 2).reshape({B * T, kv_heads, D}).index_select(0, step.write_src);
+      at::Tensor rows = t.transpose(1, 2).reshape({B * T, kv_heads, D});
+      return step.write_src.defined() ? rows.index_select(0, step.write_src) : rows;  // undefined: every row
     };
     kc.view({-1, kv_heads, D}).index_copy_(0, step.write_dst, flat(k));
     vc.view({-1, kv_heads, D}).index_copy_(0, step.write_dst, flat(v));
@@ -244,17 +245,21 @@ KvCache Decoder::make_kv_cache(int64_t n_slots, int64_t max_len) const {
   return KvCache(kv_cache_shape(), n_slots, max_len, options_.dtype, options_.device);
 }
 
-at::Tensor Decoder::forward_cached(KvCache& cache, const std::vector<int64_t>& slots,
-                                   const std::vector<std::vector<int64_t>>& new_tokens) const {
-  at::NoGradGuard no_grad;
-  GPUJOB_CHECK(!slots.empty() && slots.size() == new_tokens.size(), "forward_cached: ",
-               slots.size(), " slots but ", new_tokens.size(), " token lists");
+void Decoder::check_cache(const KvCache& cache, const char* caller) const {
   const KvCacheShape expected = kv_cache_shape();
   GPUJOB_CHECK(cache.shape().num_layers == expected.num_layers &&
                    cache.shape().n_kv_heads == expected.n_kv_heads &&
                    cache.shape().head_dim == expected.head_dim && cache.dtype() == options_.dtype &&
                    cache.device() == options_.device,
-               "forward_cached: the KV cache was not made for this decoder (use make_kv_cache)");
+               caller, ": the KV cache was not made for this decoder (use make_kv_cache)");
+}
+
+at::Tensor Decoder::forward_cached(KvCache& cache, const std::vector<int64_t>& slots,
+                                   const std::vector<std::vector<int64_t>>& new_tokens) const {
+  at::NoGradGuard no_grad;
+  GPUJOB_CHECK(!slots.empty() && slots.size() == new_tokens.size(), "forward_cached: ",
+               slots.size(), " slots but ", new_tokens.size(), " token lists");
+  check_cache(cache, "forward_cached");
   const int64_t B = static_cast<int64_t>(slots.size());
   int64_t T = 0;
   std::set<int64_t> seen;
@@ -309,6 +314,27 @@ at::Tensor Decoder::forward_cached(KvCache& cache, const std::vector<int64_t>& s
   for (int64_t b = 0; b < B; ++b)
     cache.set_length(slots[b], cache.length(slots[b]) + static_cast<int64_t>(new_tokens[b].size()));
   return logits;
+}
+
+at::Tensor Decoder::decode_step(KvCache& cache, const at::Tensor& ids, const at::Tensor& positions,
+                                int64_t key_len) const {
+  at::NoGradGuard no_grad;
+  check_cache(cache, "decode_step");
+  const int64_t S = cache.n_slots();
+  GPUJOB_CHECK(ids.dim() == 1 && ids.size(0) == S && positions.dim() == 1 && positions.size(0) == S,
+               "decode_step: ids and positions must be [", S, "] (one per cache slot)");
+  GPUJOB_CHECK(key_len >= 1 && key_len <= cache.max_len(), "decode_step: key_len ", key_len,
+               " is outside [1, ", cache.max_len(), "]");
+  Step step;
+  step.positions = positions.view({S, 1});
+  step.key_len = key_len;
+  step.cache = &cache;
+  step.first_slot = 0;  // every slot, in order: the cache is read in place
+  // write_src stays undefined (every row is new); each slot writes at slot * max_len + position.
+  step.write_dst = at::arange(S, positions.options()) * cache.max_len() + positions;
+  at::Tensor h = embed(ids.view({S, 1}));
+  for (int64_t l = 0; l < config_.num_layers; ++l) h = block(l, h, step);
+  return lm_head(rms_norm(h.select(1, 0), weights_->final_norm));
 }
 
 }  // namespace gpujob::model

@@ -14,14 +14,6 @@
 
 namespace gpujob::model {
 
-DecoderSlotModel::DecoderSlotModel(const Decoder& decoder, int64_t n_slots, int64_t max_len)
-    : decoder_(decoder), cache_(decoder.make_kv_cache(n_slots, max_len)) {}
-
-at::Tensor DecoderSlotModel::forward(const std::vector<int64_t>& slots,
-                                     const std::vector<std::vector<int64_t>>& new_tokens) {
-  return decoder_.forward_cached(cache_, slots, new_tokens);
-}
-
 int64_t slot_positions_needed(int64_t prompt_tokens, int64_t max_new_tokens) {
   return prompt_tokens + max_new_tokens - 1;
 }

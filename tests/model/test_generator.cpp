@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "gpujob/model/decoder.hpp"
+#include "gpujob/model/decoder_slot_model.hpp"
 #include "gpujob/model/generator.hpp"
 #include "gpujob/model/safetensors.hpp"
 #include "gpujob/util/error.hpp"
@@ -404,14 +405,18 @@ TEST_CASE("greedy tokens equal HF generate on every golden checkpoint", "[genera
       CHECK(std::find(options.stop.eos_token_ids.begin(), options.stop.eos_token_ids.end(), id) !=
             options.stop.eos_token_ids.end());
     }
+    // Per-call decode steps, and steps over every slot (the CUDA-graph shape, run eagerly here).
+    for (const SlotDecode mode : {SlotDecode::kPerCall, SlotDecode::kAllSlots})
     for (int64_t n_slots : {1, 2, 7}) {
-      DecoderSlotModel model(*decoder, n_slots, slot_positions_needed(longest, max_new));
+      DecoderSlotModel model(*decoder, n_slots, slot_positions_needed(longest, max_new), mode);
       std::vector<Completion> got = Generator(model, options).generate(requests);
       for (int64_t i = 0; i < n; ++i) {
         INFO(dir.filename().string() << " prompt " << i << " (" << requests[i].prompt_ids.size()
-                                     << " tokens), " << n_slots << " slots");
+                                     << " tokens), " << n_slots << " slots"
+                                     << (mode == SlotDecode::kAllSlots ? ", all-slot steps" : ""));
         CHECK(got[i].ids == want[i]);
       }
+      if (mode == SlotDecode::kAllSlots && 2 * std::min(n, n_slots) >= n_slots) CHECK(model.all_slot_steps() > 0);
     }
   }
   if (cases == 0) WARN("no golden greedy data under " << root.string() << ": skipped");

@@ -80,6 +80,17 @@ class Decoder {
   at::Tensor forward_cached(KvCache& cache, const std::vector<int64_t>& slots,
                             const std::vector<std::vector<int64_t>>& new_tokens) const;
 
+  // One decode step of every slot of the cache at once, with shapes fixed by the cache and
+  // key_len alone and every input already on the device: slot s takes token ids[s] at position
+  // positions[s] (int64 [n_slots] each) and attends over key positions [0, key_len), key_len >
+  // every position. Returns float32 logits [n_slots, vocab]. Nothing here reads the host or
+  // allocates host memory, so a CUDA graph can capture the whole step (DecodeGraphs). The caller
+  // keeps the slot lengths (KvCache::set_length) and feeds slots it does not use a harmless token
+  // (position 0 of a slot that is reset before its next prompt); their rows are computed and
+  // ignored. Token ids are not range-checked here (they come from this model's own sampler).
+  at::Tensor decode_step(KvCache& cache, const at::Tensor& ids, const at::Tensor& positions,
+                         int64_t key_len) const;
+
   // Cached calls attend over key positions [0, K): K is the longest slot's length after the call
   // rounded up to a multiple of the bucket, capped at the cache's max_len. Between two bucket
   // boundaries every decode step of a batch has the same tensor shapes (what a CUDA graph captures);
@@ -93,6 +104,7 @@ class Decoder {
   Collectives& collectives() const;
   at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight) const;
   void check_token(int64_t token) const;
+  void check_cache(const KvCache& cache, const char* caller) const;
   at::Tensor embed(const at::Tensor& ids) const;
   at::Tensor self_attention(int64_t layer, const at::Tensor& x, Step& step) const;
   at::Tensor mlp(int64_t layer, const at::Tensor& x) const;

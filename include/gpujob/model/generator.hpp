@@ -30,25 +30,6 @@ class SlotModel {
                              const std::vector<std::vector<int64_t>>& new_tokens) = 0;
 };
 
-// A Decoder with a KV cache allocated once, for the generator's whole life. Non-copyable.
-class DecoderSlotModel : public SlotModel {
- public:
-  // The decoder is not owned and must outlive this object.
-  DecoderSlotModel(const Decoder& decoder, int64_t n_slots, int64_t max_len);
-  DecoderSlotModel(const DecoderSlotModel&) = delete;
-  DecoderSlotModel& operator=(const DecoderSlotModel&) = delete;
-
-  int64_t n_slots() const override { return cache_.n_slots(); }
-  int64_t max_len() const override { return cache_.max_len(); }
-  void reset(int64_t slot) override { cache_.reset(slot); }
-  at::Tensor forward(const std::vector<int64_t>& slots,
-                     const std::vector<std::vector<int64_t>>& new_tokens) override;
-
- private:
-  const Decoder& decoder_;
-  KvCache cache_;
-};
-
 // Positions a slot needs for a prompt: the last generated token is never fed back, so
 // prompt + max_new_tokens - 1.
 int64_t slot_positions_needed(int64_t prompt_tokens, int64_t max_new_tokens);
