@@ -3,7 +3,10 @@
 // included (it is part of extraction), so the clock stops only when the rows are on the host.
 //
 //   forward_bench MODEL_DIR [--layer 13] [--batch 16] [--seq 512] [--position last|all]
-//                 [--dtype bfloat16] [--device cuda] [--iters 10] [--warmup 3]
+//                 [--dtype bfloat16] [--device cuda] [--iters 10] [--warmup 3] [--fused 1]
+//
+// --fused 0 runs RMSNorm, RoPE and the gated activation as ATen expressions instead of the fused
+// CUDA kernels (gpujob/model/fused_ops.hpp).
 //
 // Prints one line: `gpujob extract layer=13 position=last batch=16 seq=512: 71234 tok/s (...)`.
 #include <ATen/ATen.h>
@@ -20,14 +23,15 @@ int main(int argc, char** argv) {
   using namespace gpujob;
   const bench::Args args(argc, argv,
                          {{"layer", "13"}, {"batch", "16"}, {"seq", "512"}, {"position", "last"},
-                          {"dtype", "bfloat16"}, {"device", "cuda"}, {"iters", "10"}, {"warmup", "3"}},
+                          {"dtype", "bfloat16"}, {"device", "cuda"}, {"iters", "10"}, {"warmup", "3"}, {"fused", "1"}},
                          "usage: forward_bench MODEL_DIR [--layer L] [--batch B] [--seq T] [--position last|all] "
-                         "[--dtype bfloat16|float16|float32] [--device cuda|cpu] [--iters N] [--warmup N]");
+                         "[--dtype bfloat16|float16|float32] [--device cuda|cpu] [--iters N] [--warmup N] [--fused 0|1]");
   model::LoadOptions load;
   load.dtype = args.text("dtype") == "float32" ? at::kFloat : args.text("dtype") == "float16" ? at::kHalf : at::kBFloat16;
   load.device = model::bind_device(args.text("device") == "cuda", 0, 1.0);
   const auto started = std::chrono::steady_clock::now();
   auto decoder = model::Decoder::load(args.model_dir(), load);
+  decoder->set_fused_ops(args.integer("fused") != 0);
   std::printf("loaded %s in %.1f s\n", args.model_dir().c_str(),
               std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
 
@@ -43,9 +47,10 @@ int main(int argc, char** argv) {
   for (int64_t i = 0; i < iters; ++i) (void)model::forward_capture(*decoder, sequences, request);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const double tokens_per_s = static_cast<double>(iters * batch * seq) / seconds;
-  std::printf("gpujob extract layer=%lld position=%s batch=%lld seq=%lld dtype=%s: %.0f tok/s (%.2f ms per batch)\n",
+  std::printf("gpujob extract layer=%lld position=%s batch=%lld seq=%lld dtype=%s fused=%lld: %.0f tok/s (%.2f ms per batch)\n",
               static_cast<long long>(args.integer("layer")), args.text("position").c_str(),
-              static_cast<long long>(batch), static_cast<long long>(seq), args.text("dtype").c_str(), tokens_per_s,
+              static_cast<long long>(batch), static_cast<long long>(seq), args.text("dtype").c_str(),
+              static_cast<long long>(args.integer("fused")), tokens_per_s,
               1e3 * seconds / static_cast<double>(iters));
   return 0;
 }

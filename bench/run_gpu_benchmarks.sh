@@ -34,7 +34,8 @@ if [[ $WHAT == extract || $WHAT == all ]]; then
     for position in last all; do
       for batch in 1 16; do
         run python3 "$HERE/hf_baselines.py" extract --model "$dir" --layer 13 --batch "$batch" --position "$position"
-        run "$BUILD/forward_bench" "$dir" --layer 13 --batch "$batch" --position "$position"
+        run "$BUILD/forward_bench" "$dir" --layer 13 --batch "$batch" --position "$position" --fused 0
+        run "$BUILD/forward_bench" "$dir" --layer 13 --batch "$batch" --position "$position" --fused 1
       done
     done
   done

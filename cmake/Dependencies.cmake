@@ -31,6 +31,11 @@ if(TARGET torch_cuda OR TORCH_CUDA_LIBRARIES OR CUDA_FOUND)
   set(GPUJOB_WITH_CUDA ON)
   file(GLOB_RECURSE _gpujob_cu_sources ${PROJECT_SOURCE_DIR}/src/*.cu)
   if(_gpujob_cu_sources)  # kernels of our own need the CUDA compiler; libtorch alone does not
+    # A100, A10/RTX 30, L4/RTX 40, H100/H200; set CMAKE_CUDA_ARCHITECTURES for others (or "native").
+    if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+      set(CMAKE_CUDA_ARCHITECTURES 80 86 89 90)
+    endif()
+    set(CMAKE_CUDA_STANDARD 17)
     enable_language(CUDA)
   endif()
   find_package(CUDAToolkit REQUIRED)

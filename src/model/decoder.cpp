@@ -3,6 +3,7 @@
 
 #include "gpujob/model/attention.hpp"
 #include "gpujob/model/decoder_weights.hpp"
+#include "gpujob/model/fused_ops.hpp"
 #include "gpujob/model/rope.hpp"
 #include "gpujob/util/error.hpp"
 
@@ -98,6 +99,9 @@ Collectives& Decoder::collectives() const {
 at::Tensor Decoder::rms_norm(const at::Tensor& x, const at::Tensor& weight) const {
   // Normalise in float32 as HF does; Gemma scales by (1 + w) in float32 before casting back,
   // Llama/Qwen cast back first and then scale by w in the model dtype.
+  if (fused_ops_ && fused_ops_apply(x) && x.is_contiguous() && weight.scalar_type() == x.scalar_type()) {
+    return fused_rms_norm(x, weight, config_.rms_norm_eps, config_.norm_offset);
+  }
   at::Tensor xf = x.to(at::kFloat);
   at::Tensor normed = xf * at::rsqrt(xf.pow(2).mean(-1, true) + config_.rms_norm_eps);
   if (config_.norm_offset != 0.0)
@@ -133,8 +137,13 @@ at::Tensor Decoder::self_attention(int64_t l, const at::Tensor& x, Step& step) c
     k = rms_norm(k, w.k_norm);
   }
   const RopeTables& tables = step.rope(weights_->inv_freq[l], x.scalar_type());
-  q = apply_rope(q.transpose(1, 2), tables);
-  k = apply_rope(k.transpose(1, 2), tables);
+  // q, k: [B, T, heads, D] in, [B, heads, T, D] out.
+  const auto rope = [&](const at::Tensor& t) {
+    if (fused_ops_ && fused_ops_apply(t) && t.is_contiguous()) return fused_rope(t, tables.cos, tables.sin).transpose(1, 2);
+    return apply_rope(t.transpose(1, 2), tables);
+  };
+  q = rope(q);
+  k = rope(k);
   v = v.transpose(1, 2);
   if (step.cache != nullptr) {
     // Append the new keys/values at each slot's length, then read each row's slot back.
@@ -164,9 +173,15 @@ at::Tensor Decoder::self_attention(int64_t l, const at::Tensor& x, Step& step) c
 
 at::Tensor Decoder::mlp(int64_t l, const at::Tensor& x) const {
   const auto& w = weights_->layers[l];
-  at::Tensor gate = at::linear(x, w.gate);
-  gate = config_.activation == Activation::kSilu ? at::silu(gate) : at::gelu(gate, "tanh");
-  at::Tensor out = at::linear(gate * at::linear(x, w.up), w.down);
+  at::Tensor gate = at::linear(x, w.gate), up = at::linear(x, w.up);
+  const bool gelu = config_.activation != Activation::kSilu;
+  at::Tensor activated;
+  if (fused_ops_ && fused_ops_apply(gate)) {
+    activated = fused_gated_activation(gate, up, gelu);
+  } else {
+    activated = (gelu ? at::gelu(gate, "tanh") : at::silu(gate)) * up;
+  }
+  at::Tensor out = at::linear(activated, w.down);
   collectives().all_reduce_sum(out);
   return out;
 }

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Compiles the CUDA-only code of a CPU build for syntax: every source with `GPUJOB_WITH_CUDA`
 blocks, with its own compile command from compile_commands.json plus -DGPUJOB_WITH_CUDA
--fsyntax-only, against libtorch's c10/cuda headers and the CUDA toolkit's. It catches a CUDA path
-that no longer compiles on a machine without a CUDA libtorch (the GPU build is the real check).
+-DGPUJOB_WITH_FUSED_KERNELS -fsyntax-only, against libtorch's c10/cuda headers and the CUDA
+toolkit's; and every kernel file (src/**/*.cu) with the toolkit's nvcc for sm_90. It catches a
+CUDA path that no longer compiles on a machine without a CUDA libtorch (the GPU build is the real
+check).
 
     check_cuda_syntax.py BUILD_DIR [CUDA_HOME=/usr/local/cuda]
 
@@ -54,7 +56,7 @@ def main() -> int:
                 if a in ("-c", "-MD", "-MMD") or a == entry["file"]:
                     continue
                 kept.append(a)
-            cmd = kept + ["-fsyntax-only", "-DGPUJOB_WITH_CUDA", "-I" + shim,
+            cmd = kept + ["-fsyntax-only", "-DGPUJOB_WITH_CUDA", "-DGPUJOB_WITH_FUSED_KERNELS", "-I" + shim,
                           "-isystem", os.path.join(cuda_home, "include"), entry["file"]]
             result = subprocess.run(cmd, cwd=entry["directory"], capture_output=True, text=True)
             errors = [line for line in result.stderr.splitlines() if "error" in line]
@@ -67,7 +69,32 @@ def main() -> int:
                 print("\n".join(errors[:20]))
             else:
                 print(f"ok {os.path.relpath(entry['file'], entry['directory'])}")
+        failed += compile_kernels(cuda_home, shim)
     return 1 if failed else 0
+
+
+def compile_kernels(cuda_home: str, scratch: str) -> int:
+    """nvcc-compiles every .cu file of the sources (they include no libtorch header)."""
+    nvcc = os.path.join(cuda_home, "bin", "nvcc")
+    source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "src")
+    kernels = sorted(os.path.join(d, f) for d, _, files in os.walk(source) for f in files if f.endswith(".cu"))
+    if not kernels:
+        return 0
+    if not os.access(nvcc, os.X_OK):
+        print(f"kernels not compiled: no nvcc at {nvcc}")
+        return 0
+    failed = 0
+    for cu in kernels:
+        cmd = [nvcc, "-std=c++17", "-arch=sm_90", "-c", cu, "-o", os.path.join(scratch, "kernel.o")]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        name = os.path.relpath(cu, os.path.join(source, ".."))
+        if result.returncode != 0:
+            failed += 1
+            print(f"FAILED {name}:")
+            print("\n".join(result.stderr.splitlines()[:20]))
+        else:
+            print(f"ok {name} (nvcc)")
+    return failed
 
 
 if __name__ == "__main__":

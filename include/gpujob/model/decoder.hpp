@@ -64,6 +64,9 @@ class Decoder {
   const ModelConfig& config() const { return config_; }
   const LoadOptions& options() const { return options_; }
   void set_attention_backend(AttentionBackend backend) { backend_ = backend; }
+  // Fused element-wise CUDA kernels (RMSNorm, RoPE, gated activation; gpujob/model/fused_ops.hpp)
+  // where they apply: a CUDA build and CUDA tensors. On by default; off runs the ATen expressions.
+  void set_fused_ops(bool on) { fused_ops_ = on; }
 
   // Full (uncached) forward over a right-padded batch. Runs only the blocks the deepest
   // requested index needs; padding never changes a sequence's results.
@@ -116,6 +119,7 @@ class Decoder {
   LoadOptions options_;
   mutable IdentityCollectives identity_;
   AttentionBackend backend_ = AttentionBackend::kAuto;
+  bool fused_ops_ = true;
   int64_t key_bucket_ = 1;
 };
 

@@ -1,0 +1,28 @@
+// Fused element-wise operations of the decoder on CUDA: one kernel where ATen runs several, with
+// the same float32 math and the same roundings to the model dtype as the unfused expressions
+// (Decoder::rms_norm, the gated activation of the MLP, apply_rope), so results equal them up to
+// the order of a float32 sum. Built only with a CUDA libtorch (the kernels are in fused_kernels.cu).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+namespace gpujob::model {
+
+// True in a CUDA build, where the functions below exist; they take CUDA tensors only.
+bool fused_ops_built();
+
+// Whether a tensor can take the fused path: a CUDA build, a CUDA tensor, float32/bfloat16/float16.
+bool fused_ops_apply(const at::Tensor& x);
+
+// RMSNorm over the last dimension of a contiguous x; weight [hidden] of x's dtype. offset 0:
+// w * round(normed) (Llama, Qwen); otherwise round(normed * (w + offset)) (Gemma, offset 1).
+at::Tensor fused_rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps, double offset);
+
+// round(act(gate)) * up for contiguous gate and up of one shape: SiLU, or GELU (tanh approximation).
+at::Tensor fused_gated_activation(const at::Tensor& gate, const at::Tensor& up, bool gelu_tanh);
+
+// Rotary embedding of x [batch, tokens, heads, dim] (contiguous) with cos, sin [batch, tokens, dim]:
+// x * cos + rotate_half(x) * sin, each product rounded as ATen rounds it. Returns x's layout.
+at::Tensor fused_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
+
+}  // namespace gpujob::model
