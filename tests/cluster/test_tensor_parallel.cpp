@@ -15,6 +15,7 @@
 #include <vector>
 
 // After the libtorch headers: Catch2's CHECK must replace c10's (see catch.hpp).
+#include "mpi_session.hpp"
 #include "catch.hpp"
 
 using namespace gpujob;
@@ -23,22 +24,9 @@ using cluster::Communicator;
 
 namespace {
 
-// MPI lives for the whole executable: Catch2's main runs between these two calls.
-struct MpiSession {
-  MpiSession() { MPI_Init(nullptr, nullptr); }
-  ~MpiSession() { MPI_Finalize(); }
-} const mpi_session;
+// MPI lives for the whole executable: Catch2's main runs inside it.
+const MpiSession mpi_session;
 
-int world_rank() {
-  int r = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &r);
-  return r;
-}
-int world_size() {
-  int n = 0;
-  MPI_Comm_size(MPI_COMM_WORLD, &n);
-  return n;
-}
 
 std::string model_dir(const std::string& name) {
   const char* root = std::getenv("GPUJOB_SOURCE_DIR");
@@ -96,12 +84,12 @@ Golden read_golden(const std::string& dir) {
 
 // Runs the case sharded over every rank and compares with one unsharded decoder on each rank.
 void check_case(const std::string& name) {
-  const int n = world_size();
+  const int n = mpi_size();
   const std::string dir = model_dir(name);
-  INFO("case " << name << ", " << n << " shards, rank " << world_rank());
+  INFO("case " << name << ", " << n << " shards, rank " << mpi_rank());
   const Golden golden = read_golden(dir);
-  MpiCollectives collectives(Communicator::split(MPI_COMM_WORLD, 0, world_rank()));
-  auto sharded = model::Decoder::load(dir, shard_options(world_rank(), n, &collectives));
+  MpiCollectives collectives(Communicator::split(MPI_COMM_WORLD, 0, mpi_rank()));
+  auto sharded = model::Decoder::load(dir, shard_options(mpi_rank(), n, &collectives));
   auto single = model::Decoder::load(dir, shard_options(0, 1, nullptr));
   const int64_t layers = sharded->config().num_layers;
   REQUIRE(sharded->kv_cache_shape().n_kv_heads * n == single->kv_cache_shape().n_kv_heads);
@@ -145,8 +133,8 @@ void check_case(const std::string& name) {
 }  // namespace
 
 TEST_CASE("MPI all-reduce sums float32, bfloat16, int64 and strided tensors over the shards") {
-  const int rank = world_rank();
-  const int n = world_size();
+  const int rank = mpi_rank();
+  const int n = mpi_size();
   MpiCollectives c(Communicator::split(MPI_COMM_WORLD, 0, rank));
   REQUIRE(c.size() == n);
   REQUIRE(c.rank() == rank);
@@ -174,8 +162,8 @@ TEST_CASE("MPI all-reduce sums float32, bfloat16, int64 and strided tensors over
 }
 
 TEST_CASE("MPI all-gather concatenates shards in rank order along any dim") {
-  const int rank = world_rank();
-  const int n = world_size();
+  const int rank = mpi_rank();
+  const int n = mpi_size();
   MpiCollectives c(Communicator::split(MPI_COMM_WORLD, 0, rank));
   at::Tensor local = at::full({2, 3}, static_cast<double>(rank), at::kFloat);
   at::Tensor rows = c.all_gather(local, 0);
@@ -197,8 +185,8 @@ TEST_CASE("MPI all-gather concatenates shards in rank order along any dim") {
 }
 
 TEST_CASE("shard groups split the world by color, ordered by key") {
-  const int rank = world_rank();
-  const int n = world_size();
+  const int rank = mpi_rank();
+  const int n = mpi_size();
   if (n < 2) return;
   // Two groups: even and odd world ranks; shard numbers follow the world order.
   MpiCollectives group(Communicator::split(MPI_COMM_WORLD, rank % 2, rank));
@@ -214,7 +202,7 @@ TEST_CASE("shard groups split the world by color, ordered by key") {
 }
 
 TEST_CASE("sharded decoders match one process and the HF goldens (heads and kv heads divisible)") {
-  const int n = world_size();
+  const int n = mpi_size();
   // GQA 4/2 cases shard over 2 ranks; the 4/4 case also over 4.
   std::vector<std::string> cases = {"llama_linear_old"};
   if (n <= 2) {
@@ -224,9 +212,9 @@ TEST_CASE("sharded decoders match one process and the HF goldens (heads and kv h
 }
 
 TEST_CASE("shard counts that do not divide the kv heads are a clear error") {
-  const int n = world_size();
+  const int n = mpi_size();
   if (n != 4) return;  // kv heads 2 are divisible by 1 and 2
-  MpiCollectives collectives(Communicator::split(MPI_COMM_WORLD, 0, world_rank()));
-  CHECK_THROWS_WITH(model::Decoder::load(model_dir("qwen3_new"), shard_options(world_rank(), n, &collectives)),
+  MpiCollectives collectives(Communicator::split(MPI_COMM_WORLD, 0, mpi_rank()));
+  CHECK_THROWS_WITH(model::Decoder::load(model_dir("qwen3_new"), shard_options(mpi_rank(), n, &collectives)),
                     Catch::Contains("num_key_value_heads"));
 }

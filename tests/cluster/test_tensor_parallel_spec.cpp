@@ -17,16 +17,15 @@
 #include <vector>
 
 // After the libtorch headers: Catch2's CHECK must replace c10's (see catch.hpp).
+#include "mpi_session.hpp"
 #include "catch.hpp"
 
 using namespace gpujob;
 
 namespace {
 
-struct MpiSession {
-  MpiSession() { MPI_Init(nullptr, nullptr); }
-  ~MpiSession() { MPI_Finalize(); }
-} const mpi_session;
+// MPI lives for the whole executable: Catch2's main runs inside it.
+const MpiSession mpi_session;
 
 const char* kCase = "qwen3_new";  // GQA 4/2: shards over 2 ranks
 constexpr int64_t kMaxLen = 512;

@@ -4,28 +4,11 @@
 #include "gpujob/io/activation_file.hpp"
 #include "gpujob/io/activation_reader.hpp"
 
-#include <mpi.h>
+#include "mpi_session.hpp"
 
 #include <cstdlib>
 #include <string>
 #include <vector>
-
-// MPI for Catch2 tests: initialized on first use, finalized at exit.
-struct MpiSession {
-  MpiSession() {
-    int done = 0;
-    MPI_Initialized(&done);
-    if (!done) MPI_Init(nullptr, nullptr);
-  }
-  ~MpiSession() {
-    int done = 0;
-    MPI_Finalized(&done);
-    if (!done) MPI_Finalize();
-  }
-};
-inline void ensure_mpi() { static MpiSession session; }
-inline int mpi_rank() { int r = 0; MPI_Comm_rank(MPI_COMM_WORLD, &r); return r; }
-inline int mpi_size() { int s = 1; MPI_Comm_size(MPI_COMM_WORLD, &s); return s; }
 
 // A folder every rank agrees on: rank 0 makes it, everyone receives its name.
 inline std::string make_shared_temp_dir() {
