@@ -5,6 +5,7 @@
     hf_baselines.py limits                                   # bf16 matmul TFLOP/s, copy GB/s
     hf_baselines.py extract  --model DIR [--layer 13] [--batch 16] [--seq 512] [--position last|all]
     hf_baselines.py generate --model DIR [--batch 1] [--prompt-len 256] [--new 128]
+    hf_baselines.py extract-job --model DIR --data ROWS.jsonl --out FILE.h5 [--layer 13] [--batch 16] [--position last]
 
 make-model writes a random-weight bf16 checkpoint of a real shape (config from the shape table,
 weights from the model's own initialiser) that gpujob and HF both load. extract times HF as the
@@ -12,7 +13,10 @@ guides use it (output_hidden_states over the whole model) and HF truncated by ha
 (the best a careful researcher does), sdpa attention, rows copied to the host; it also prints the
 FLOP floor of the layers up to and including the requested one from the matmul rate measured in
 the same process. generate times HF generate (greedy, EOS ignored through min_new_tokens) and prints
-the batch-1 bandwidth limit (weight bytes per token over the measured copy rate).
+the batch-1 bandwidth limit (weight bytes per token over the measured copy rate). extract-job is
+the end-to-end counterpart of bench/extract_job_bench.sh: the same token-id rows in, HF truncated
+after the layer, the rows written with h5py into one float32 dataset, timed with the model load and
+without.
 """
 import argparse
 import time
@@ -139,6 +143,37 @@ def generate(args) -> None:
           f"{gbps / 2:.0f} GB/s read)")
 
 
+@torch.inference_mode()
+def extract_job(args) -> None:
+    import json
+    import h5py
+    started = time.perf_counter()
+    model = load(args.model)
+    inner = model.model
+    inner.layers = inner.layers[: args.layer + 1]
+    inner.norm = torch.nn.Identity()
+    rows = [json.loads(line)["input_ids"] for line in open(args.data)]
+    seq = len(rows[0])
+    loop_started = time.perf_counter()
+    with h5py.File(args.out, "w") as f:
+        hidden = model.config.hidden_size
+        shape = (len(rows), hidden) if args.position == "last" else (len(rows) * seq, hidden)
+        out = f.create_dataset(f"layer_{args.layer}/{args.position}", shape=shape, dtype="float32")
+        for begin in range(0, len(rows), args.batch):
+            ids = torch.tensor(rows[begin:begin + args.batch], device="cuda")
+            h = inner(ids).last_hidden_state
+            picked = h[:, -1, :] if args.position == "last" else h.reshape(-1, hidden)
+            values = picked.float().cpu().numpy()
+            first = begin if args.position == "last" else begin * seq
+            out[first:first + values.shape[0]] = values
+    torch.cuda.synchronize()
+    ended = time.perf_counter()
+    tokens = len(rows) * seq
+    print(f"HF truncated + h5py extract layer={args.layer} position={args.position} samples={len(rows)} seq={seq} "
+          f"batch={args.batch}: {tokens / (ended - loop_started):.0f} tok/s extracting ({ended - loop_started:.1f} s), "
+          f"{tokens / (ended - started):.0f} tok/s for the whole run ({ended - started:.1f} s with model load)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -158,6 +193,13 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--prompt-len", type=int, default=256)
     p.add_argument("--new", type=int, default=128)
+    p = sub.add_parser("extract-job")
+    p.add_argument("--model", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--layer", type=int, default=13)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--position", choices=["last", "all"], default="last")
     args = parser.parse_args()
     if args.command == "make-model":
         make_model(args.shape, args.out)
@@ -165,6 +207,8 @@ def main() -> None:
         limits()
     elif args.command == "extract":
         extract(args)
+    elif args.command == "extract-job":
+        extract_job(args)
     else:
         generate(args)
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU benchmarks of BENCHMARKS.md, gpujob and HF transformers side by side in one run.
 #
-#   bench/run_gpu_benchmarks.sh BUILD_DIR WORK_DIR [extract|generate|all] [SHAPE...]
+#   bench/run_gpu_benchmarks.sh BUILD_DIR WORK_DIR [extract|extract-job|generate|all] [SHAPE...]
 #
 # BUILD_DIR: a CUDA build of gpujob (its forward_bench and generate_bench targets are built here).
 # WORK_DIR: where the random-weight checkpoints go (qwen3-8b about 16 GB, gemma3-12b about 24 GB);
@@ -37,6 +37,19 @@ if [[ $WHAT == extract || $WHAT == all ]]; then
         run "$BUILD/forward_bench" "$dir" --layer 13 --batch "$batch" --position "$position" --fused 0
         run "$BUILD/forward_bench" "$dir" --layer 13 --batch "$batch" --position "$position" --fused 1
       done
+    done
+  done
+fi
+
+if [[ $WHAT == extract-job || $WHAT == all ]]; then
+  shapes=("$@")
+  ((${#shapes[@]})) || shapes=(qwen3-8b)
+  for shape in "${shapes[@]}"; do
+    dir=$(model_for "$shape" | tail -n 1)
+    for position in last all; do
+      run "$HERE/extract_job_bench.sh" "$BUILD/gpujob" "$dir" "$WORK/job-$position" 512 512 16 13 "$position"
+      run python3 "$HERE/hf_baselines.py" extract-job --model "$dir" --data "$WORK/job-$position/rows.jsonl" \
+        --out "$WORK/job-$position/hf.h5" --layer 13 --batch 16 --position "$position"
     done
   done
 fi
