@@ -34,6 +34,7 @@ std::unique_ptr<model::Decoder> load_decoder(const config::ModelSettings& settin
   load.device = model::bind_device(wants_cuda(settings), gpu, memory_fraction);
   load.dtype = to_scalar_type(settings.dtype);
   auto decoder = model::Decoder::load(settings.path, load);
+  decoder->set_fused_ops(settings.fused_kernels);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   spdlog::info("loaded {} ({}, {} layers) on {} in {:.1f} s", settings.path,

@@ -96,6 +96,7 @@ ModelSettings read_model(KeyReader r) {
   m.device = r.get("device", m.device);
   m.chat_template = r.get("chat_template", m.chat_template);
   m.enable_thinking = r.get("enable_thinking", m.enable_thinking);
+  m.fused_kernels = r.get("fused_kernels", m.fused_kernels);
   r.finish();
   return m;
 }

@@ -3,6 +3,8 @@
 #include "gpujob/model/decoder_slot_model.hpp"
 #include "gpujob/model/decode_graphs.hpp"
 #include "gpujob/model/decoder.hpp"
+#include "gpujob/model/device.hpp"
+#include "gpujob/model/generator.hpp"
 #include "gpujob/util/error.hpp"
 #include "model/tiny_model.hpp"
 
@@ -109,4 +111,35 @@ TEST_CASE("a full slot outside the call sends the step per call; kAuto on the CP
   CHECK(model.all_slot_steps() == 0);
   DecoderSlotModel automatic(*decoder, 2, 6);
   CHECK(automatic.decode_mode() == SlotDecode::kPerCall);
+}
+
+TEST_CASE("on a GPU, decode steps replayed from CUDA graphs give the tokens of per-call steps") {
+  if (visible_gpu_count() == 0) {
+    WARN("no GPU visible: CUDA graphs are not run");
+    return;
+  }
+  for (const std::string kind : {"qwen3", "gemma3"}) {
+    INFO("model " << kind);
+    const auto json = tiny::config_for(kind);
+    const ModelConfig config = parse_model_config(json, "config.json");
+    LoadOptions load;
+    load.device = at::Device(at::kCUDA, 0);
+    auto decoder = Decoder::load(tiny::write_checkpoint(json, tiny::random_weights(config, 5)), load);
+    decoder->set_key_length_bucket(8);  // several buckets, so several graphs, in 24 positions
+    const int64_t V = decoder->config().vocab_size;
+    std::vector<GenerationRequest> requests;
+    for (int64_t i = 0; i < 9; ++i) requests.push_back({tokens_from(i + 1, 2 + i % 5, V), static_cast<uint64_t>(i)});
+    GeneratorOptions options;
+    options.stop.max_new_tokens = 16;
+    options.stop.ignore_eos = true;
+    DecoderSlotModel per_call(*decoder, 4, 24, SlotDecode::kPerCall), graphs(*decoder, 4, 24, SlotDecode::kCudaGraphs);
+    const auto want = Generator(per_call, options).generate(requests);
+    const auto got = Generator(graphs, options).generate(requests);
+    CHECK(graphs.uses_cuda_graphs());
+    CHECK(graphs.all_slot_steps() > 0);
+    for (size_t i = 0; i < requests.size(); ++i) {
+      INFO("prompt " << i);
+      CHECK(got[i].ids == want[i].ids);
+    }
+  }
 }

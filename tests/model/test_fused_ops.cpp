@@ -92,6 +92,7 @@ TEST_CASE("a decoder with fused kernels gives the logits of the unfused one, eve
     load.dtype = type;
     auto decoder = Decoder::load(tiny::write_checkpoint(json, tiny::random_weights(config, 11)), load);
     const auto batch = TokenBatch::from_sequences({{1, 5, 9, 3, 7, 2, 8, 4, 6}, {3, 3, 1}});
+    decoder->set_fused_ops(true);
     const at::Tensor fused = decoder->forward(batch, {{}, true}).logits;
     decoder->set_fused_ops(false);
     const at::Tensor plain = decoder->forward(batch, {{}, true}).logits;

@@ -65,7 +65,8 @@ class Decoder {
   const LoadOptions& options() const { return options_; }
   void set_attention_backend(AttentionBackend backend) { backend_ = backend; }
   // Fused element-wise CUDA kernels (RMSNorm, RoPE, gated activation; gpujob/model/fused_ops.hpp)
-  // where they apply: a CUDA build and CUDA tensors. On by default; off runs the ATen expressions.
+  // where they apply: a CUDA build and CUDA tensors. Off by default (model.fused_kernels): the
+  // ATen expressions run.
   void set_fused_ops(bool on) { fused_ops_ = on; }
 
   // Full (uncached) forward over a right-padded batch. Runs only the blocks the deepest
@@ -119,7 +120,7 @@ class Decoder {
   LoadOptions options_;
   mutable IdentityCollectives identity_;
   AttentionBackend backend_ = AttentionBackend::kAuto;
-  bool fused_ops_ = true;
+  bool fused_ops_ = false;
   int64_t key_bucket_ = 1;
 };
 
