@@ -12,34 +12,18 @@
 
 using namespace gpujob::model;
 
-namespace {
-
-std::unique_ptr<Decoder> tiny_decoder(const std::string& kind) {
-  const auto json = tiny::config_for(kind);
-  const ModelConfig config = parse_model_config(json, "config.json");
-  return Decoder::load(tiny::write_checkpoint(json, tiny::random_weights(config, 7)), {});
-}
-
-std::vector<int64_t> tokens_from(int64_t seed, int64_t n, int64_t vocab) {
-  std::vector<int64_t> out;
-  for (int64_t i = 0; i < n; ++i) out.push_back((seed * 29 + i * 13 + i * i) % vocab);
-  return out;
-}
-
-}  // namespace
-
 TEST_CASE("decode_step over every slot equals forward_cached over the slots in use, every family") {
   // Gemma's tiny window is 4 positions: the steps below run well past it.
   for (const std::string kind : {"llama3", "qwen2", "qwen3", "gemma3", "gemma3_capped"})
   for (const int64_t bucket : {1, 8}) {
     INFO("model " << kind << ", key length bucket " << bucket);
-    auto decoder = tiny_decoder(kind);
+    auto decoder = tiny::load_decoder(kind, 7);
     decoder->set_key_length_bucket(bucket);
     const int64_t V = decoder->config().vocab_size, S = 4, max_len = 20;
     // Two caches with the same prompts in slots 0, 1, 3 (lengths 6, 2, 9); slot 2 stays empty.
     KvCache per_call = decoder->make_kv_cache(S, max_len), all_slots = decoder->make_kv_cache(S, max_len);
     const std::vector<int64_t> used = {0, 1, 3};
-    const std::vector<std::vector<int64_t>> prompts = {tokens_from(1, 6, V), tokens_from(2, 2, V), tokens_from(3, 9, V)};
+    const std::vector<std::vector<int64_t>> prompts = {tiny::token_sequence(1, 6, V), tiny::token_sequence(2, 2, V), tiny::token_sequence(3, 9, V)};
     (void)decoder->forward_cached(per_call, used, prompts);
     (void)decoder->forward_cached(all_slots, used, prompts);
     for (int step = 0; step < 8; ++step) {
@@ -79,13 +63,13 @@ TEST_CASE("decode_step over every slot equals forward_cached over the slots in u
 }
 
 TEST_CASE("DecoderSlotModel runs decode steps of most slots over every slot, smaller ones per call") {
-  auto decoder = tiny_decoder("qwen3");
+  auto decoder = tiny::load_decoder("qwen3", 7);
   const int64_t V = decoder->config().vocab_size;
   DecoderSlotModel all(*decoder, 4, 16, SlotDecode::kAllSlots), per_call(*decoder, 4, 16, SlotDecode::kPerCall);
   CHECK(all.decode_mode() == SlotDecode::kAllSlots);
   CHECK_FALSE(all.uses_cuda_graphs());
   for (DecoderSlotModel* m : {&all, &per_call}) {
-    (void)m->forward({0, 1, 2, 3}, {tokens_from(4, 3, V), tokens_from(5, 5, V), tokens_from(6, 1, V), tokens_from(7, 4, V)});
+    (void)m->forward({0, 1, 2, 3}, {tiny::token_sequence(4, 3, V), tiny::token_sequence(5, 5, V), tiny::token_sequence(6, 1, V), tiny::token_sequence(7, 4, V)});
   }
   // 3 of 4 slots (in any order): every slot at once. 1 of 4: per call.
   const at::Tensor a = all.forward({2, 0, 3}, {{5}, {9}, {1}});
@@ -103,10 +87,10 @@ TEST_CASE("DecoderSlotModel runs decode steps of most slots over every slot, sma
 }
 
 TEST_CASE("a full slot outside the call sends the step per call; kAuto on the CPU is per call") {
-  auto decoder = tiny_decoder("llama3");
+  auto decoder = tiny::load_decoder("llama3", 7);
   const int64_t V = decoder->config().vocab_size;
   DecoderSlotModel model(*decoder, 2, 6, SlotDecode::kAllSlots);
-  (void)model.forward({0, 1}, {tokens_from(1, 6, V), tokens_from(2, 2, V)});  // slot 0 is full
+  (void)model.forward({0, 1}, {tiny::token_sequence(1, 6, V), tiny::token_sequence(2, 2, V)});  // slot 0 is full
   (void)model.forward({1}, {{3}});  // half of the slots, but slot 0 has no room for a throw-away token
   CHECK(model.all_slot_steps() == 0);
   DecoderSlotModel automatic(*decoder, 2, 6);
@@ -120,15 +104,13 @@ TEST_CASE("on a GPU, decode steps replayed from CUDA graphs give the tokens of p
   }
   for (const std::string kind : {"qwen3", "gemma3"}) {
     INFO("model " << kind);
-    const auto json = tiny::config_for(kind);
-    const ModelConfig config = parse_model_config(json, "config.json");
     LoadOptions load;
     load.device = at::Device(at::kCUDA, 0);
-    auto decoder = Decoder::load(tiny::write_checkpoint(json, tiny::random_weights(config, 5)), load);
+    auto decoder = tiny::load_decoder(kind, 5, load);
     decoder->set_key_length_bucket(8);  // several buckets, so several graphs, in 24 positions
     const int64_t V = decoder->config().vocab_size;
     std::vector<GenerationRequest> requests;
-    for (int64_t i = 0; i < 9; ++i) requests.push_back({tokens_from(i + 1, 2 + i % 5, V), static_cast<uint64_t>(i)});
+    for (int64_t i = 0; i < 9; ++i) requests.push_back({tiny::token_sequence(i + 1, 2 + i % 5, V), static_cast<uint64_t>(i)});
     GeneratorOptions options;
     options.stop.max_new_tokens = 16;
     options.stop.ignore_eos = true;

@@ -12,22 +12,10 @@ using namespace gpujob::model;
 
 namespace {
 
-std::unique_ptr<Decoder> tiny_decoder(const std::string& kind) {
-  const auto json = tiny::config_for(kind);
-  const ModelConfig config = parse_model_config(json, "config.json");
-  return Decoder::load(tiny::write_checkpoint(json, tiny::random_weights(config, 99)), {});
-}
-
 // Logits of the last token of `tokens` from an uncached forward pass, float32 [vocab].
 at::Tensor full_last_logits(const Decoder& d, const std::vector<int64_t>& tokens) {
   auto out = d.forward(TokenBatch::from_sequences({tokens}), {{}, true});
   return out.logits[0][static_cast<int64_t>(tokens.size()) - 1];
-}
-
-std::vector<int64_t> tokens_from(int64_t seed, int64_t n, int64_t vocab) {
-  std::vector<int64_t> out;
-  for (int64_t i = 0; i < n; ++i) out.push_back((seed * 31 + i * 17 + i * i) % vocab);
-  return out;
 }
 
 }  // namespace
@@ -52,13 +40,13 @@ TEST_CASE("forward_cached matches the full forward for prefill and decode, every
   for (const int64_t bucket : {1, 8, 24})
   for (const std::string kind : {"llama3", "qwen2", "qwen3", "gemma3", "gemma3_capped"}) {
     INFO("model " << kind << ", key length bucket " << bucket);
-    auto decoder = tiny_decoder(kind);
+    auto decoder = tiny::load_decoder(kind, 99);
     decoder->set_key_length_bucket(bucket);
     const int64_t V = decoder->config().vocab_size;
     KvCache cache = decoder->make_kv_cache(3, 24);
     // Three slots with different prompt lengths (1, 5, 7), prefilled in one call.
     std::vector<int64_t> slots = {2, 0, 1};
-    std::vector<std::vector<int64_t>> seqs = {tokens_from(1, 5, V), tokens_from(2, 1, V), tokens_from(3, 7, V)};
+    std::vector<std::vector<int64_t>> seqs = {tiny::token_sequence(1, 5, V), tiny::token_sequence(2, 1, V), tiny::token_sequence(3, 7, V)};
     at::Tensor logits = decoder->forward_cached(cache, slots, seqs);
     REQUIRE(logits.sizes() == at::IntArrayRef({3, V}));
     CHECK(logits.scalar_type() == at::kFloat);
@@ -78,7 +66,7 @@ TEST_CASE("forward_cached matches the full forward for prefill and decode, every
 }
 
 TEST_CASE("the attended key length is static between bucket boundaries") {
-  auto decoder = tiny_decoder("qwen3");
+  auto decoder = tiny::load_decoder("qwen3", 99);
   CHECK(decoder->key_length_bucket() == 1);  // CPU default: exact
   CHECK(decoder->attended_key_length(5, 24) == 5);
   decoder->set_key_length_bucket(8);
@@ -89,14 +77,14 @@ TEST_CASE("the attended key length is static between bucket boundaries") {
 }
 
 TEST_CASE("forward_cached: slots with different new-token counts, refill, truncate") {
-  auto decoder = tiny_decoder("gemma3");
+  auto decoder = tiny::load_decoder("gemma3", 99);
   const int64_t V = decoder->config().vocab_size;
   KvCache cache = decoder->make_kv_cache(4, 32);
-  std::vector<int64_t> a = tokens_from(5, 6, V), b = tokens_from(6, 3, V);
+  std::vector<int64_t> a = tiny::token_sequence(5, 6, V), b = tiny::token_sequence(6, 3, V);
   decoder->forward_cached(cache, {0, 3}, {a, b});
 
   // One slot decodes a token while another takes three at once (mixed counts in one call).
-  std::vector<int64_t> a_more = {7}, b_more = tokens_from(8, 3, V);
+  std::vector<int64_t> a_more = {7}, b_more = tiny::token_sequence(8, 3, V);
   at::Tensor logits = decoder->forward_cached(cache, {3, 0}, {b_more, a_more});
   a.insert(a.end(), a_more.begin(), a_more.end());
   b.insert(b.end(), b_more.begin(), b_more.end());
@@ -113,7 +101,7 @@ TEST_CASE("forward_cached: slots with different new-token counts, refill, trunca
 
   // Refill slot 0 with a new prompt; slot 3 is unaffected.
   cache.reset(0);
-  std::vector<int64_t> c = tokens_from(11, 8, V);
+  std::vector<int64_t> c = tiny::token_sequence(11, 8, V);
   logits = decoder->forward_cached(cache, {0, 3}, {c, {12}});
   b.push_back(12);
   CHECK(tiny::relative_error(logits[0], full_last_logits(*decoder, c)) < 1e-5);
@@ -122,7 +110,7 @@ TEST_CASE("forward_cached: slots with different new-token counts, refill, trunca
   CHECK_THROWS_WITH(decoder->forward_cached(cache, {1, 1}, {{1}, {2}}),
                     "forward_cached: slot 1 appears twice");
   CHECK_THROWS_WITH(decoder->forward_cached(cache, {1}, {{}}), "forward_cached: no new tokens for slot 1");
-  CHECK_THROWS_WITH(decoder->forward_cached(cache, {2}, {tokens_from(1, 33, V)}),
+  CHECK_THROWS_WITH(decoder->forward_cached(cache, {2}, {tiny::token_sequence(1, 33, V)}),
                     "forward_cached: slot 2 holds 0 positions, 33 more exceed max_len 32");
   KvCache other({1, 1, 16}, 1, 8, at::kFloat, at::kCPU);
   CHECK_THROWS_WITH(decoder->forward_cached(other, {0}, {{1}}),

@@ -1,6 +1,7 @@
 // Test helpers: tiny random checkpoints of every supported family and a float64 reference decoder.
 #pragma once
 
+#include "gpujob/model/decoder.hpp"
 #include "gpujob/model/model_config.hpp"
 #include "gpujob/model/safetensors.hpp"
 
@@ -302,6 +303,21 @@ inline Reference reference_forward(const gpujob::model::ModelConfig& c, const We
 inline double relative_error(const at::Tensor& a, const at::Tensor& b) {
   at::Tensor x = a.to(at::kDouble), y = b.to(at::kDouble);
   return (x - y).abs().max().item<double>() / std::max(y.abs().max().item<double>(), 1e-30);
+}
+
+// A tiny random decoder of one family (config_for's kinds), written to a temporary checkpoint.
+inline std::unique_ptr<gpujob::model::Decoder> load_decoder(const std::string& kind, uint64_t seed,
+                                                            const gpujob::model::LoadOptions& options = {}) {
+  const auto json = config_for(kind);
+  const gpujob::model::ModelConfig config = gpujob::model::parse_model_config(json, "config.json");
+  return gpujob::model::Decoder::load(write_checkpoint(json, random_weights(config, seed)), options);
+}
+
+// n deterministic token ids below vocab, different for every seed.
+inline std::vector<int64_t> token_sequence(int64_t seed, int64_t n, int64_t vocab) {
+  std::vector<int64_t> out;
+  for (int64_t i = 0; i < n; ++i) out.push_back((seed * 31 + i * 17 + i * i) % vocab);
+  return out;
 }
 
 }  // namespace tiny
