@@ -5,7 +5,8 @@
 #      (GPUJOB_TEST_DEVICE=cuda test_model_goldens) and fused attention against the fallback,
 #   3. the extract job end to end on the GPU against HF transformers, bfloat16 and float32
 #      (tests/golden/check_device_extract.py; needs python3 with torch, transformers, h5py),
-#   4. the demo's pipeline on one GPU (generate, release, extract, sweep in one rank).
+#   4. the demo's pipeline on one GPU (generate, release, extract, sweep in one rank), then again
+#      with the fused kernels and CUDA-graph decoding on.
 #
 #   scripts/cuda-check.sh [BUILD_DIR=build-cuda] [extra CMake arguments...]
 #
@@ -64,6 +65,11 @@ YAML
   "$build/gpujob" make-demo-model results/demo/model --corpus configs/data/mc_demo.jsonl > make-model.log 2>&1 &&
   "$build/gpujob" demo-gpu.yaml > run.log 2>&1) || fail "demo pipeline on cuda (see $demo/run.log)"
 tail -n 3 "$demo/run.log" 2>/dev/null
+
+step "the demo pipeline again with the fused kernels and CUDA-graph decoding on"
+(cd "$demo" && "$build/gpujob" demo-gpu.yaml --set output_dir=results-fast --set model.fused_kernels=true \
+  --set generation.cuda_graphs=true > run-fast.log 2>&1) || fail "demo pipeline with fused kernels and graphs (see $demo/run-fast.log)"
+grep -E "CUDA graphs|probe layer" "$demo/run-fast.log" | head -n 3
 
 ((status == 0)) && echo "cuda-check: all passed" || echo "cuda-check: failures above"
 exit "$status"
