@@ -26,7 +26,7 @@ struct DecodeGraphs::Impl {
   at::Tensor ids_device, positions_device;
   at::Tensor host_staging;  // int64 [2, n_slots], pinned on CUDA: ids, then positions
 #ifdef GPUJOB_WITH_CUDA
-  c10::cuda::MempoolId_t pool{0, 0};
+  decltype(at::cuda::graph_pool_handle()) pool{0, 0};  // the pool type moved between libtorch versions
   std::map<int64_t, std::unique_ptr<at::cuda::CUDAGraph>> graphs;  // key length -> graph
   std::map<int64_t, at::Tensor> outputs;                            // key length -> its logits
 #endif

@@ -99,7 +99,7 @@ Collectives& Decoder::collectives() const {
 at::Tensor Decoder::rms_norm(const at::Tensor& x, const at::Tensor& weight) const {
   // Normalise in float32 as HF does; Gemma scales by (1 + w) in float32 before casting back,
   // Llama/Qwen cast back first and then scale by w in the model dtype.
-  if (fused_ops_ && fused_ops_apply(x) && x.is_contiguous() && weight.scalar_type() == x.scalar_type()) {
+  if (fused_ops_ && fused_ops_apply(x) && weight.scalar_type() == x.scalar_type()) {
     return fused_rms_norm(x, weight, config_.rms_norm_eps, config_.norm_offset);
   }
   at::Tensor xf = x.to(at::kFloat);
@@ -129,9 +129,19 @@ at::Tensor Decoder::self_attention(int64_t l, const at::Tensor& x, Step& step) c
   const auto& w = weights_->layers[l];
   const int64_t B = x.size(0), T = x.size(1), D = config_.head_dim;
   const int64_t heads = weights_->local_heads, kv_heads = weights_->local_kv_heads;
-  at::Tensor q = at::linear(x, w.q, w.q_bias).view({B, T, heads, D});
-  at::Tensor k = at::linear(x, w.k, w.k_bias).view({B, T, kv_heads, D});
-  at::Tensor v = at::linear(x, w.v, w.v_bias).view({B, T, kv_heads, D});
+  at::Tensor q, k, v;
+  if (fused_ops_) {
+    // One GEMM for q, k and v (their weights are stacked); each is a column block of the result,
+    // which the norms and RoPE read in place.
+    const at::Tensor qkv = at::linear(x, w.qkv, w.qkv_bias);
+    q = qkv.narrow(-1, 0, heads * D).view({B, T, heads, D});
+    k = qkv.narrow(-1, heads * D, kv_heads * D).view({B, T, kv_heads, D});
+    v = qkv.narrow(-1, (heads + kv_heads) * D, kv_heads * D).view({B, T, kv_heads, D});
+  } else {
+    q = at::linear(x, w.q, w.q_bias).view({B, T, heads, D});
+    k = at::linear(x, w.k, w.k_bias).view({B, T, kv_heads, D});
+    v = at::linear(x, w.v, w.v_bias).view({B, T, kv_heads, D});
+  }
   if (config_.qk_norm) {
     q = rms_norm(q, w.q_norm);
     k = rms_norm(k, w.k_norm);
@@ -139,7 +149,7 @@ at::Tensor Decoder::self_attention(int64_t l, const at::Tensor& x, Step& step) c
   const RopeTables& tables = step.rope(weights_->inv_freq[l], x.scalar_type());
   // q, k: [B, T, heads, D] in, [B, heads, T, D] out.
   const auto rope = [&](const at::Tensor& t) {
-    if (fused_ops_ && fused_ops_apply(t) && t.is_contiguous()) return fused_rope(t, tables.cos, tables.sin).transpose(1, 2);
+    if (fused_ops_ && fused_ops_apply(t)) return fused_rope(t, tables.cos, tables.sin).transpose(1, 2);
     return apply_rope(t.transpose(1, 2), tables);
   };
   q = rope(q);
@@ -173,13 +183,21 @@ at::Tensor Decoder::self_attention(int64_t l, const at::Tensor& x, Step& step) c
 
 at::Tensor Decoder::mlp(int64_t l, const at::Tensor& x) const {
   const auto& w = weights_->layers[l];
-  at::Tensor gate = at::linear(x, w.gate), up = at::linear(x, w.up);
   const bool gelu = config_.activation != Activation::kSilu;
   at::Tensor activated;
-  if (fused_ops_ && fused_ops_apply(gate)) {
-    activated = fused_gated_activation(gate, up, gelu);
+  if (fused_ops_) {
+    // One GEMM for gate and up (stacked weights), then one kernel where it applies.
+    const at::Tensor gate_up = at::linear(x, w.gate_up);
+    if (fused_ops_apply(gate_up)) {
+      activated = fused_gated_activation_stacked(gate_up, gelu);
+    } else {
+      const int64_t I = gate_up.size(-1) / 2;
+      const at::Tensor gate = gate_up.narrow(-1, 0, I);
+      activated = (gelu ? at::gelu(gate, "tanh") : at::silu(gate)) * gate_up.narrow(-1, I, I);
+    }
   } else {
-    activated = (gelu ? at::gelu(gate, "tanh") : at::silu(gate)) * up;
+    const at::Tensor gate = at::linear(x, w.gate);
+    activated = (gelu ? at::gelu(gate, "tanh") : at::silu(gate)) * at::linear(x, w.up);
   }
   at::Tensor out = at::linear(activated, w.down);
   collectives().all_reduce_sum(out);

@@ -7,6 +7,25 @@
 
 namespace gpujob::model {
 
+namespace {
+
+// Concatenates the tensors along dim 0 into *stacked and replaces each by its row block of it:
+// the same values in one allocation (the separate tensors are freed).
+void stack_rows(std::initializer_list<at::Tensor*> parts, at::Tensor* stacked) {
+  std::vector<at::Tensor> tensors;
+  for (at::Tensor* t : parts) tensors.push_back(*t);
+  *stacked = at::cat(tensors, 0);
+  tensors.clear();
+  int64_t row = 0;
+  for (at::Tensor* t : parts) {
+    const int64_t n = t->size(0);
+    *t = stacked->narrow(0, row, n);
+    row += n;
+  }
+}
+
+}  // namespace
+
 std::unique_ptr<DecoderWeights> load_decoder_weights(ModelConfig& config,
                                                      const SafetensorsArchive& archive,
                                                      const std::string& model_dir,
@@ -86,9 +105,12 @@ std::unique_ptr<DecoderWeights> load_decoder_weights(ModelConfig& config,
       L.q_norm = loader.get(p + "self_attn.q_norm.weight", {D});
       L.k_norm = loader.get(p + "self_attn.k_norm.weight", {D});
     }
+    stack_rows({&L.q, &L.k, &L.v}, &L.qkv);
+    if (config.qkv_bias) stack_rows({&L.q_bias, &L.k_bias, &L.v_bias}, &L.qkv_bias);
     L.o = loader.get(p + "self_attn.o_proj.weight", {H, q_out}, true, cols);
     L.gate = loader.get(p + "mlp.gate_proj.weight", {I, H}, true, rows);
     L.up = loader.get(p + "mlp.up_proj.weight", {I, H}, true, rows);
+    stack_rows({&L.gate, &L.up}, &L.gate_up);
     L.down = loader.get(p + "mlp.down_proj.weight", {H, I}, true, cols);
   }
   loader.check_all_used(config.architecture);

@@ -32,9 +32,9 @@ constexpr int kNormThreads = 256;
 
 template <typename T>
 __global__ void rms_norm_kernel(const T* __restrict__ x, const T* __restrict__ weight, T* __restrict__ out,
-                                int64_t hidden, float eps, float offset) {
+                                int64_t hidden, int64_t rows_per_group, int64_t group_stride, float eps, float offset) {
   const int64_t row = blockIdx.x;
-  const T* in = x + row * hidden;
+  const T* in = x + (row / rows_per_group) * group_stride + (row % rows_per_group) * hidden;
   float sum = 0.f;
   for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x) {
     const float v = to_float(in[i]);
@@ -62,10 +62,12 @@ __global__ void rms_norm_kernel(const T* __restrict__ x, const T* __restrict__ w
 
 template <typename T>
 __global__ void gated_activation_kernel(const T* __restrict__ gate, const T* __restrict__ up, T* __restrict__ out,
-                                        int64_t n, bool gelu_tanh) {
+                                        int64_t rows, int64_t width, int64_t row_stride, bool gelu_tanh) {
+  const int64_t n = rows * width;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const float g = to_float(gate[i]);
+    const int64_t at = (i / width) * row_stride + i % width;
+    const float g = to_float(gate[at]);
     float a;
     if (gelu_tanh) {
       const float kBeta = 0.7978845608028654f;  // sqrt(2 / pi)
@@ -74,22 +76,24 @@ __global__ void gated_activation_kernel(const T* __restrict__ gate, const T* __r
     } else {
       a = g / (1.f + expf(-g));
     }
-    out[i] = from_float<T>(rounded<T>(a) * to_float(up[i]));
+    out[i] = from_float<T>(rounded<T>(a) * to_float(up[at]));
   }
 }
 
 template <typename T>
 __global__ void rope_kernel(const T* __restrict__ x, const T* __restrict__ cos, const T* __restrict__ sin,
-                            T* __restrict__ out, int64_t batch_tokens, int64_t heads, int64_t dim) {
+                            T* __restrict__ out, int64_t batch_tokens, int64_t heads, int64_t dim,
+                            int64_t token_stride) {
   const int64_t half = dim / 2;
   const int64_t n = batch_tokens * heads * dim;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t d = i % dim;
     const int64_t token = i / (heads * dim);  // row of the tables
+    const int64_t at = token * token_stride + i % (heads * dim);  // the same element in x
     const float c = to_float(cos[token * dim + d]), s = to_float(sin[token * dim + d]);
-    const float v = to_float(x[i]);
-    const float rotated = d < half ? -to_float(x[i + half]) : to_float(x[i - half]);
+    const float v = to_float(x[at]);
+    const float rotated = d < half ? -to_float(x[at + half]) : to_float(x[at - half]);
     out[i] = from_float<T>(rounded<T>(v * c) + rounded<T>(rotated * s));
   }
 }
@@ -107,53 +111,55 @@ unsigned elementwise_blocks(int64_t n) {
 }  // namespace
 
 void rms_norm(ElementType type, const void* x, const void* weight, void* out, int64_t rows, int64_t hidden,
-              float eps, float offset, cudaStream_t stream) {
+              int64_t rows_per_group, int64_t group_stride, float eps, float offset, cudaStream_t stream) {
   if (rows == 0) return;
   const dim3 grid(static_cast<unsigned>(rows)), block(kNormThreads);
   switch (type) {
     case ElementType::kFloat32:
       rms_norm_kernel<float><<<grid, block, 0, stream>>>(static_cast<const float*>(x), static_cast<const float*>(weight),
-                                                         static_cast<float*>(out), hidden, eps, offset);
+                                                         static_cast<float*>(out), hidden, rows_per_group, group_stride, eps, offset);
       break;
     case ElementType::kBFloat16:
       rms_norm_kernel<__nv_bfloat16><<<grid, block, 0, stream>>>(
           static_cast<const __nv_bfloat16*>(x), static_cast<const __nv_bfloat16*>(weight),
-          static_cast<__nv_bfloat16*>(out), hidden, eps, offset);
+          static_cast<__nv_bfloat16*>(out), hidden, rows_per_group, group_stride, eps, offset);
       break;
     case ElementType::kFloat16:
       rms_norm_kernel<__half><<<grid, block, 0, stream>>>(static_cast<const __half*>(x), static_cast<const __half*>(weight),
-                                                          static_cast<__half*>(out), hidden, eps, offset);
+                                                          static_cast<__half*>(out), hidden, rows_per_group, group_stride, eps, offset);
       break;
   }
   check_launch("fused rms_norm");
 }
 
-void gated_activation(ElementType type, const void* gate, const void* up, void* out, int64_t n, bool gelu_tanh,
-                      cudaStream_t stream) {
+void gated_activation(ElementType type, const void* gate, const void* up, void* out, int64_t rows, int64_t width,
+                      int64_t row_stride, bool gelu_tanh, cudaStream_t stream) {
+  const int64_t n = rows * width;
   if (n == 0) return;
   const unsigned blocks = elementwise_blocks(n);
   switch (type) {
     case ElementType::kFloat32:
       gated_activation_kernel<float><<<blocks, 256, 0, stream>>>(static_cast<const float*>(gate),
                                                                  static_cast<const float*>(up), static_cast<float*>(out),
-                                                                 n, gelu_tanh);
+                                                                 rows, width, row_stride, gelu_tanh);
       break;
     case ElementType::kBFloat16:
       gated_activation_kernel<__nv_bfloat16><<<blocks, 256, 0, stream>>>(
           static_cast<const __nv_bfloat16*>(gate), static_cast<const __nv_bfloat16*>(up),
-          static_cast<__nv_bfloat16*>(out), n, gelu_tanh);
+          static_cast<__nv_bfloat16*>(out), rows, width, row_stride, gelu_tanh);
       break;
     case ElementType::kFloat16:
       gated_activation_kernel<__half><<<blocks, 256, 0, stream>>>(static_cast<const __half*>(gate),
                                                                   static_cast<const __half*>(up),
-                                                                  static_cast<__half*>(out), n, gelu_tanh);
+                                                                  static_cast<__half*>(out), rows, width, row_stride,
+                                                                  gelu_tanh);
       break;
   }
   check_launch("fused gated activation");
 }
 
 void rope(ElementType type, const void* x, const void* cos, const void* sin, void* out, int64_t batch_tokens,
-          int64_t heads, int64_t dim, cudaStream_t stream) {
+          int64_t heads, int64_t dim, int64_t token_stride, cudaStream_t stream) {
   const int64_t n = batch_tokens * heads * dim;
   if (n == 0) return;
   const unsigned blocks = elementwise_blocks(n);
@@ -161,17 +167,18 @@ void rope(ElementType type, const void* x, const void* cos, const void* sin, voi
     case ElementType::kFloat32:
       rope_kernel<float><<<blocks, 256, 0, stream>>>(static_cast<const float*>(x), static_cast<const float*>(cos),
                                                      static_cast<const float*>(sin), static_cast<float*>(out),
-                                                     batch_tokens, heads, dim);
+                                                     batch_tokens, heads, dim, token_stride);
       break;
     case ElementType::kBFloat16:
       rope_kernel<__nv_bfloat16><<<blocks, 256, 0, stream>>>(
           static_cast<const __nv_bfloat16*>(x), static_cast<const __nv_bfloat16*>(cos),
-          static_cast<const __nv_bfloat16*>(sin), static_cast<__nv_bfloat16*>(out), batch_tokens, heads, dim);
+          static_cast<const __nv_bfloat16*>(sin), static_cast<__nv_bfloat16*>(out), batch_tokens, heads, dim,
+          token_stride);
       break;
     case ElementType::kFloat16:
       rope_kernel<__half><<<blocks, 256, 0, stream>>>(static_cast<const __half*>(x), static_cast<const __half*>(cos),
                                                       static_cast<const __half*>(sin), static_cast<__half*>(out),
-                                                      batch_tokens, heads, dim);
+                                                      batch_tokens, heads, dim, token_stride);
       break;
   }
   check_launch("fused rope");

@@ -45,14 +45,17 @@ TEST_CASE("every family matches the float64 reference at every layer (float32, 1
   const std::vector<Case> cases = {{"llama3"},         {"llama_linear_tied"}, {"qwen2", "causal", true},
                                    {"qwen3"},          {"gemma3"},            {"gemma3_capped"},
                                    {"gemma3_mm", "published"}, {"gemma3_mm", "v5"}};
-  for (const auto& k : cases) {
+  // With separate projections, and with stacked q/k/v and gate/up GEMMs (set_fused_ops).
+  for (const auto& k : cases)
+  for (const bool fused : {false, true}) {
     {
-      INFO("model " << k.kind << " layout " << k.layout);
+      INFO("model " << k.kind << " layout " << k.layout << (fused ? ", stacked projections" : ""));
       ModelConfig config;
       tiny::Weights weights;
       const std::string dir = build(k, &config, &weights);
       auto decoder = Decoder::load(dir, {});
       decoder->set_attention_backend(AttentionBackend::kFallback);
+      decoder->set_fused_ops(fused);
       ForwardRequest request{all_indices(config), true};
       const auto batch = TokenBatch::from_sequences(kSequences);
       const auto out = decoder->forward(batch, request);

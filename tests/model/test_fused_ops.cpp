@@ -80,6 +80,29 @@ TEST_CASE("fused RoPE equals x * cos + rotate_half(x) * sin") {
   }
 }
 
+TEST_CASE("the kernels read column blocks of a stacked output in place") {
+  if (!have_gpu()) return;
+  at::manual_seed(6);
+  const auto opts = at::TensorOptions().device(at::kCUDA).dtype(at::kFloat);
+  for (const auto type : kTypes) {
+    INFO("dtype " << type);
+    // A stacked q/k/v row: 4 heads of q, 2 of k, 2 of v, head_dim 16.
+    const at::Tensor qkv = at::randn({2, 5, 8 * 16}, opts).to(type);
+    const at::Tensor q = qkv.narrow(-1, 0, 64).view({2, 5, 4, 16}), k = qkv.narrow(-1, 64, 32).view({2, 5, 2, 16});
+    const at::Tensor w = at::randn({16}, opts).to(type);
+    CHECK(steps_apart(fused_rms_norm(q, w, 1e-6, 0.0), fused_rms_norm(q.contiguous(), w, 1e-6, 0.0)) == 0);
+    const at::Tensor angle = at::randn({2, 5, 16}, opts);
+    const at::Tensor cos = angle.cos().to(type), sin = angle.sin().to(type);
+    CHECK(steps_apart(fused_rope(k, cos, sin), fused_rope(k.contiguous(), cos, sin)) == 0);
+    // A stacked gate/up row: gate first.
+    const at::Tensor gate_up = at::randn({3, 7, 2 * 40}, opts).to(type);
+    for (const bool gelu : {false, true}) {
+      const at::Tensor gate = gate_up.narrow(-1, 0, 40).contiguous(), up = gate_up.narrow(-1, 40, 40).contiguous();
+      CHECK(steps_apart(fused_gated_activation_stacked(gate_up, gelu), fused_gated_activation(gate, up, gelu)) == 0);
+    }
+  }
+}
+
 TEST_CASE("a decoder with fused kernels gives the logits of the unfused one, every family") {
   if (!have_gpu()) return;
   for (const std::string kind : {"llama3", "qwen2", "qwen3", "gemma3", "gemma3_capped"})

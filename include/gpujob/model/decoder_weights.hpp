@@ -25,6 +25,9 @@ struct LayerWeights {
   at::Tensor o;              // [hidden, local heads * head_dim]
   at::Tensor gate, up;       // [local intermediate, hidden]
   at::Tensor down;           // [hidden, local intermediate]
+  // The same weights stacked: q, k and v (and their biases) are row blocks of qkv, gate and up of
+  // gate_up (views, no second copy), so one GEMM can compute each group (Decoder::set_fused_ops).
+  at::Tensor qkv, qkv_bias, gate_up;
 };
 
 class DecoderWeights {

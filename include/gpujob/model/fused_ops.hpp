@@ -14,15 +14,19 @@ bool fused_ops_built();
 // Whether a tensor can take the fused path: a CUDA build, a CUDA tensor, float32/bfloat16/float16.
 bool fused_ops_apply(const at::Tensor& x);
 
-// RMSNorm over the last dimension of a contiguous x; weight [hidden] of x's dtype. offset 0:
-// w * round(normed) (Llama, Qwen); otherwise round(normed * (w + offset)) (Gemma, offset 1).
+// RMSNorm over the last dimension of x; weight [hidden] of x's dtype. offset 0: w * round(normed)
+// (Llama, Qwen); otherwise round(normed * (w + offset)) (Gemma, offset 1). x may be a column block
+// of a wider tensor (q of a stacked q/k/v output) and is read in place; the result is contiguous.
 at::Tensor fused_rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps, double offset);
 
 // round(act(gate)) * up for contiguous gate and up of one shape: SiLU, or GELU (tanh approximation).
 at::Tensor fused_gated_activation(const at::Tensor& gate, const at::Tensor& up, bool gelu_tanh);
+// The same for the output of the stacked gate/up GEMM: gate_up [..., 2 * width], gate first.
+at::Tensor fused_gated_activation_stacked(const at::Tensor& gate_up, bool gelu_tanh);
 
-// Rotary embedding of x [batch, tokens, heads, dim] (contiguous) with cos, sin [batch, tokens, dim]:
-// x * cos + rotate_half(x) * sin, each product rounded as ATen rounds it. Returns x's layout.
+// Rotary embedding of x [batch, tokens, heads, dim] with cos, sin [batch, tokens, dim] (contiguous):
+// x * cos + rotate_half(x) * sin, each product rounded as ATen rounds it. x may be a column block
+// of a wider tensor (read in place); the result is contiguous [batch, tokens, heads, dim].
 at::Tensor fused_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
 
 }  // namespace gpujob::model
