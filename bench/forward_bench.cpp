@@ -5,8 +5,8 @@
 //   forward_bench MODEL_DIR [--layer 13] [--batch 16] [--seq 512] [--position last|all]
 //                 [--dtype bfloat16] [--device cuda] [--iters 10] [--warmup 3] [--fused 1]
 //
-// --fused 0 runs RMSNorm, RoPE and the gated activation as ATen expressions instead of the fused
-// CUDA kernels (gpujob/model/fused_ops.hpp).
+// --fused 0 runs separate q/k/v and gate/up GEMMs and RMSNorm, RoPE and the gated activation as
+// ATen expressions; 1 (default) the stacked GEMMs and the fused CUDA kernels (Decoder::set_fused_ops).
 //
 // Prints one line: `gpujob extract layer=13 position=last batch=16 seq=512: 71234 tok/s (...)`.
 #include <ATen/ATen.h>
