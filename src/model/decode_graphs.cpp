@@ -27,8 +27,11 @@ struct DecodeGraphs::Impl {
   at::Tensor host_staging;  // int64 [2, n_slots], pinned on CUDA: ids, then positions
 #ifdef GPUJOB_WITH_CUDA
   decltype(at::cuda::graph_pool_handle()) pool{0, 0};  // the pool type moved between libtorch versions
-  std::map<int64_t, std::unique_ptr<at::cuda::CUDAGraph>> graphs;  // key length -> graph
-  std::map<int64_t, at::Tensor> outputs;                            // key length -> its logits
+  struct Captured {
+    std::unique_ptr<at::cuda::CUDAGraph> graph;
+    at::Tensor logits;  // the graph's output buffer
+  };
+  std::map<int64_t, Captured> graphs;  // key length -> its graph
 #endif
 
   Impl(const Decoder& d, KvCache& c, bool graphs) : decoder(d), cache(c) {
@@ -76,18 +79,17 @@ struct DecodeGraphs::Impl {
       graph->capture_end();
     }
     C10_CUDA_CHECK(cudaDeviceSynchronize());
-    graphs[key_len] = std::move(graph);
-    outputs[key_len] = out;
     // The capture only recorded the step: run it for this call's inputs.
-    graphs[key_len]->replay();
+    graph->replay();
+    graphs[key_len] = {std::move(graph), out};
     return out;
   }
 
   at::Tensor replay(int64_t key_len) {
     auto found = graphs.find(key_len);
     if (found != graphs.end()) {
-      found->second->replay();
-      return outputs[key_len];
+      found->second.graph->replay();
+      return found->second.logits;
     }
     try {
       return capture(key_len);
@@ -107,14 +109,6 @@ DecodeGraphs::DecodeGraphs(const Decoder& decoder, KvCache& cache, bool use_grap
 DecodeGraphs::~DecodeGraphs() = default;
 
 bool DecodeGraphs::uses_graphs() const { return impl_->use_graphs; }
-
-int64_t DecodeGraphs::graphs_captured() const {
-#ifdef GPUJOB_WITH_CUDA
-  return static_cast<int64_t>(impl_->graphs.size());
-#else
-  return 0;
-#endif
-}
 
 at::Tensor DecodeGraphs::step(const std::vector<int64_t>& ids, const std::vector<int64_t>& positions,
                               int64_t key_len) {

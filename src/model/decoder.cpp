@@ -189,7 +189,7 @@ at::Tensor Decoder::mlp(int64_t l, const at::Tensor& x) const {
     // One GEMM for gate and up (stacked weights), then one kernel where it applies.
     const at::Tensor gate_up = at::linear(x, w.gate_up);
     if (fused_ops_apply(gate_up)) {
-      activated = fused_gated_activation_stacked(gate_up, gelu);
+      activated = fused_gated_activation(gate_up, gelu);
     } else {
       const int64_t I = gate_up.size(-1) / 2;
       const at::Tensor gate = gate_up.narrow(-1, 0, I);

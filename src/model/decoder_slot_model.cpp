@@ -54,13 +54,11 @@ at::Tensor DecoderSlotModel::forward(const std::vector<int64_t>& slots,
   std::vector<int64_t> ids(S, 0), positions(S);
   for (int64_t s = 0; s < S; ++s) positions[s] = cache_.length(s);
   std::vector<char> in_call(S, 0);
-  const int64_t vocab = decoder_.config().vocab_size;
   for (size_t i = 0; i < slots.size(); ++i) {
     const int64_t slot = slots[i], token = new_tokens[i][0];
     GPUJOB_CHECK(slot >= 0 && slot < S, "decode: slot ", slot, " is outside [0, ", S, ")");
     GPUJOB_CHECK(!in_call[slot], "decode: slot ", slot, " appears twice");
-    GPUJOB_CHECK(token >= 0 && token < vocab, decoder_.config().source, ": token id ", token,
-                 " is outside the vocabulary [0, ", vocab, ")");
+    decoder_.check_token(token);
     in_call[slot] = 1;
     ids[slot] = token;
   }

@@ -108,80 +108,57 @@ unsigned elementwise_blocks(int64_t n) {
   return static_cast<unsigned>(blocks < 65535 * 8 ? blocks : 65535 * 8);
 }
 
+template <typename T>
+struct Type {
+  using type = T;
+};
+
+// Calls launch(Type<T>{}) with the C++ element type of `type`, then checks the launch.
+template <typename Launch>
+void dispatch(ElementType type, const char* what, Launch&& launch) {
+  switch (type) {
+    case ElementType::kFloat32: launch(Type<float>{}); break;
+    case ElementType::kBFloat16: launch(Type<__nv_bfloat16>{}); break;
+    case ElementType::kFloat16: launch(Type<__half>{}); break;
+  }
+  check_launch(what);
+}
+
 }  // namespace
 
 void rms_norm(ElementType type, const void* x, const void* weight, void* out, int64_t rows, int64_t hidden,
               int64_t rows_per_group, int64_t group_stride, float eps, float offset, cudaStream_t stream) {
   if (rows == 0) return;
-  const dim3 grid(static_cast<unsigned>(rows)), block(kNormThreads);
-  switch (type) {
-    case ElementType::kFloat32:
-      rms_norm_kernel<float><<<grid, block, 0, stream>>>(static_cast<const float*>(x), static_cast<const float*>(weight),
-                                                         static_cast<float*>(out), hidden, rows_per_group, group_stride, eps, offset);
-      break;
-    case ElementType::kBFloat16:
-      rms_norm_kernel<__nv_bfloat16><<<grid, block, 0, stream>>>(
-          static_cast<const __nv_bfloat16*>(x), static_cast<const __nv_bfloat16*>(weight),
-          static_cast<__nv_bfloat16*>(out), hidden, rows_per_group, group_stride, eps, offset);
-      break;
-    case ElementType::kFloat16:
-      rms_norm_kernel<__half><<<grid, block, 0, stream>>>(static_cast<const __half*>(x), static_cast<const __half*>(weight),
-                                                          static_cast<__half*>(out), hidden, rows_per_group, group_stride, eps, offset);
-      break;
-  }
-  check_launch("fused rms_norm");
+  dispatch(type, "fused rms_norm", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    rms_norm_kernel<T><<<static_cast<unsigned>(rows), kNormThreads, 0, stream>>>(
+        static_cast<const T*>(x), static_cast<const T*>(weight), static_cast<T*>(out), hidden, rows_per_group,
+        group_stride, eps, offset);
+  });
 }
 
 void gated_activation(ElementType type, const void* gate, const void* up, void* out, int64_t rows, int64_t width,
                       int64_t row_stride, bool gelu_tanh, cudaStream_t stream) {
   const int64_t n = rows * width;
   if (n == 0) return;
-  const unsigned blocks = elementwise_blocks(n);
-  switch (type) {
-    case ElementType::kFloat32:
-      gated_activation_kernel<float><<<blocks, 256, 0, stream>>>(static_cast<const float*>(gate),
-                                                                 static_cast<const float*>(up), static_cast<float*>(out),
-                                                                 rows, width, row_stride, gelu_tanh);
-      break;
-    case ElementType::kBFloat16:
-      gated_activation_kernel<__nv_bfloat16><<<blocks, 256, 0, stream>>>(
-          static_cast<const __nv_bfloat16*>(gate), static_cast<const __nv_bfloat16*>(up),
-          static_cast<__nv_bfloat16*>(out), rows, width, row_stride, gelu_tanh);
-      break;
-    case ElementType::kFloat16:
-      gated_activation_kernel<__half><<<blocks, 256, 0, stream>>>(static_cast<const __half*>(gate),
-                                                                  static_cast<const __half*>(up),
-                                                                  static_cast<__half*>(out), rows, width, row_stride,
-                                                                  gelu_tanh);
-      break;
-  }
-  check_launch("fused gated activation");
+  dispatch(type, "fused gated activation", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    gated_activation_kernel<T><<<elementwise_blocks(n), 256, 0, stream>>>(
+        static_cast<const T*>(gate), static_cast<const T*>(up), static_cast<T*>(out), rows, width, row_stride,
+        gelu_tanh);
+  });
 }
 
 void rope(ElementType type, const void* x, const void* cos, const void* sin, void* out, int64_t batch_tokens,
           int64_t heads, int64_t dim, int64_t token_stride, cudaStream_t stream) {
   const int64_t n = batch_tokens * heads * dim;
   if (n == 0) return;
-  const unsigned blocks = elementwise_blocks(n);
-  switch (type) {
-    case ElementType::kFloat32:
-      rope_kernel<float><<<blocks, 256, 0, stream>>>(static_cast<const float*>(x), static_cast<const float*>(cos),
-                                                     static_cast<const float*>(sin), static_cast<float*>(out),
-                                                     batch_tokens, heads, dim, token_stride);
-      break;
-    case ElementType::kBFloat16:
-      rope_kernel<__nv_bfloat16><<<blocks, 256, 0, stream>>>(
-          static_cast<const __nv_bfloat16*>(x), static_cast<const __nv_bfloat16*>(cos),
-          static_cast<const __nv_bfloat16*>(sin), static_cast<__nv_bfloat16*>(out), batch_tokens, heads, dim,
-          token_stride);
-      break;
-    case ElementType::kFloat16:
-      rope_kernel<__half><<<blocks, 256, 0, stream>>>(static_cast<const __half*>(x), static_cast<const __half*>(cos),
-                                                      static_cast<const __half*>(sin), static_cast<__half*>(out),
-                                                      batch_tokens, heads, dim, token_stride);
-      break;
-  }
-  check_launch("fused rope");
+  dispatch(type, "fused rope", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    rope_kernel<T><<<elementwise_blocks(n), 256, 0, stream>>>(static_cast<const T*>(x), static_cast<const T*>(cos),
+                                                              static_cast<const T*>(sin), static_cast<T*>(out),
+                                                              batch_tokens, heads, dim, token_stride);
+  });
 }
 
 }  // namespace gpujob::model::kernels

@@ -77,18 +77,7 @@ at::Tensor fused_rms_norm(const at::Tensor& x_in, const at::Tensor& weight, doub
   return out;
 }
 
-at::Tensor fused_gated_activation(const at::Tensor& gate, const at::Tensor& up, bool gelu_tanh) {
-  require(gate, gate, "gate");
-  require(up, gate, "up");
-  GPUJOB_CHECK(gate.sizes() == up.sizes(), "fused gated activation: gate ", gate.sizes(), " and up ", up.sizes(), " differ");
-  at::Tensor out = at::empty_like(gate);
-  const int64_t width = gate.size(-1);
-  kernels::gated_activation(element_type(gate), gate.data_ptr(), up.data_ptr(), out.data_ptr(), gate.numel() / width,
-                            width, width, gelu_tanh, at::cuda::getCurrentCUDAStream());
-  return out;
-}
-
-at::Tensor fused_gated_activation_stacked(const at::Tensor& gate_up, bool gelu_tanh) {
+at::Tensor fused_gated_activation(const at::Tensor& gate_up, bool gelu_tanh) {
   require(gate_up, gate_up, "gate_up");
   const int64_t width = gate_up.size(-1) / 2;
   GPUJOB_CHECK(gate_up.size(-1) == 2 * width, "fused gated activation: stacked width ", gate_up.size(-1), " is odd");
@@ -126,10 +115,7 @@ at::Tensor fused_rope(const at::Tensor& x_in, const at::Tensor& cos, const at::T
 at::Tensor fused_rms_norm(const at::Tensor&, const at::Tensor&, double, double) {
   fail("fused ops are built only with a CUDA libtorch");
 }
-at::Tensor fused_gated_activation(const at::Tensor&, const at::Tensor&, bool) {
-  fail("fused ops are built only with a CUDA libtorch");
-}
-at::Tensor fused_gated_activation_stacked(const at::Tensor&, bool) {
+at::Tensor fused_gated_activation(const at::Tensor&, bool) {
   fail("fused ops are built only with a CUDA libtorch");
 }
 at::Tensor fused_rope(const at::Tensor&, const at::Tensor&, const at::Tensor&) {

@@ -13,7 +13,6 @@
 namespace gpujob::model {
 namespace {
 
-
 // Temporaries the estimate does not itemise (allocator rounding, kernels' scratch, cuBLAS workspace).
 constexpr double kSafetyFactor = 1.25;
 constexpr int64_t kFixedScratchBytes = 64LL << 20;

@@ -149,9 +149,10 @@ void write_location(uintptr_t address) {
 // Writes the thread, fault address, pc and the code addresses on the stack; returns whether the pc
 // lies in code (so that unwinding from it is safe).
 bool write_registers(const siginfo_t* info, const void* context) {
+  const long thread = ::syscall(SYS_gettid);
   write_text("  thread ");
-  write_decimal(static_cast<long>(::syscall(SYS_gettid)));
-  write_text(::syscall(SYS_gettid) == ::getpid() ? " (main thread)" : " (not the main thread)");
+  write_decimal(thread);
+  write_text(thread == ::getpid() ? " (main thread)" : " (not the main thread)");
   if (info != nullptr && (info->si_signo == SIGSEGV || info->si_signo == SIGBUS)) {
     write_text(", fault address ");
     write_hex(reinterpret_cast<uintptr_t>(info->si_addr));

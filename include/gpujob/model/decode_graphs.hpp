@@ -32,8 +32,7 @@ class DecodeGraphs {
   // overwritten by the next step, so read it before calling again.
   at::Tensor step(const std::vector<int64_t>& ids, const std::vector<int64_t>& positions, int64_t key_len);
 
-  bool uses_graphs() const;      // false once a capture failed, or where graphs do not apply
-  int64_t graphs_captured() const;
+  bool uses_graphs() const;  // false once a capture failed, or where graphs do not apply
 
  private:
   struct Impl;

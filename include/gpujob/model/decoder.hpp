@@ -104,11 +104,13 @@ class Decoder {
   int64_t key_length_bucket() const { return key_bucket_; }
   int64_t attended_key_length(int64_t longest, int64_t max_len) const;
 
+  // One-line error naming config.json when a token id is outside the vocabulary.
+  void check_token(int64_t token) const;
+
  private:
   struct Step;
   Collectives& collectives() const;
   at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight) const;
-  void check_token(int64_t token) const;
   void check_cache(const KvCache& cache, const char* caller) const;
   at::Tensor embed(const at::Tensor& ids) const;
   at::Tensor self_attention(int64_t layer, const at::Tensor& x, Step& step) const;

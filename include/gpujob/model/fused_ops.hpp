@@ -19,10 +19,9 @@ bool fused_ops_apply(const at::Tensor& x);
 // of a wider tensor (q of a stacked q/k/v output) and is read in place; the result is contiguous.
 at::Tensor fused_rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps, double offset);
 
-// round(act(gate)) * up for contiguous gate and up of one shape: SiLU, or GELU (tanh approximation).
-at::Tensor fused_gated_activation(const at::Tensor& gate, const at::Tensor& up, bool gelu_tanh);
-// The same for the output of the stacked gate/up GEMM: gate_up [..., 2 * width], gate first.
-at::Tensor fused_gated_activation_stacked(const at::Tensor& gate_up, bool gelu_tanh);
+// round(act(gate)) * up over the output of the stacked gate/up GEMM, gate_up [..., 2 * width]
+// (contiguous, gate first): SiLU, or GELU (tanh approximation). Returns [..., width].
+at::Tensor fused_gated_activation(const at::Tensor& gate_up, bool gelu_tanh);
 
 // Rotary embedding of x [batch, tokens, heads, dim] with cos, sin [batch, tokens, dim] (contiguous):
 // x * cos + rotate_half(x) * sin, each product rounded as ATen rounds it. x may be a column block
