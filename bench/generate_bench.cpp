@@ -3,10 +3,11 @@
 // BENCHMARKS.md. The clock covers prefill and decode of every prompt.
 //
 //   generate_bench MODEL_DIR [--batch 32] [--prompts 32] [--prompt-len 256] [--new 128]
-//                  [--dtype bfloat16] [--device cuda] [--warmup-prompts 2] [--graphs 1]
+//                  [--dtype bfloat16] [--device cuda] [--warmup-prompts 2] [--graphs 1] [--fused 1]
 //
 // --graphs 0 decodes every step eagerly per call (Decoder::forward_cached); 1 (default) lets the
-// generator's slot model replay steps from CUDA graphs as the generate job does.
+// generator's slot model replay steps from CUDA graphs as the generate job does. --fused: as in
+// forward_bench (stacked GEMMs and fused kernels, model.fused_kernels).
 #include <ATen/ATen.h>
 
 #include <chrono>
@@ -22,13 +23,14 @@ int main(int argc, char** argv) {
   using namespace gpujob;
   const bench::Args args(argc, argv,
                          {{"batch", "32"}, {"prompts", "32"}, {"prompt-len", "256"}, {"new", "128"},
-                          {"dtype", "bfloat16"}, {"device", "cuda"}, {"warmup-prompts", "2"}, {"graphs", "1"}},
+                          {"dtype", "bfloat16"}, {"device", "cuda"}, {"warmup-prompts", "2"}, {"graphs", "1"}, {"fused", "1"}},
                          "usage: generate_bench MODEL_DIR [--batch B] [--prompts N] [--prompt-len T] [--new K] "
-                         "[--dtype bfloat16|float16|float32] [--device cuda|cpu] [--warmup-prompts N] [--graphs 0|1]");
+                         "[--dtype bfloat16|float16|float32] [--device cuda|cpu] [--warmup-prompts N] [--graphs 0|1] [--fused 0|1]");
   model::LoadOptions load;
   load.dtype = args.text("dtype") == "float32" ? at::kFloat : args.text("dtype") == "float16" ? at::kHalf : at::kBFloat16;
   load.device = model::bind_device(args.text("device") == "cuda", 0, 1.0);
   auto decoder = model::Decoder::load(args.model_dir(), load);
+  decoder->set_fused_ops(args.integer("fused") != 0);
 
   const int64_t prompt_len = args.integer("prompt-len"), new_tokens = args.integer("new");
   model::DecoderSlotModel slots(*decoder, args.integer("batch"), model::slot_positions_needed(prompt_len, new_tokens),
@@ -54,11 +56,11 @@ int main(int argc, char** argv) {
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   int64_t generated = 0;
   for (const auto& c : completions) generated += static_cast<int64_t>(c.ids.size());
-  std::printf("gpujob generate batch=%lld prompts=%lld prompt_len=%lld new=%lld dtype=%s graphs=%s: %.1f tok/s "
+  std::printf("gpujob generate batch=%lld prompts=%lld prompt_len=%lld new=%lld dtype=%s graphs=%s fused=%lld: %.1f tok/s "
               "(%lld tokens in %.2f s)\n",
               static_cast<long long>(args.integer("batch")), static_cast<long long>(requests.size()),
               static_cast<long long>(prompt_len), static_cast<long long>(new_tokens), args.text("dtype").c_str(),
-              slots.uses_cuda_graphs() ? "on" : "off",
+              slots.uses_cuda_graphs() ? "on" : "off", static_cast<long long>(args.integer("fused")),
               static_cast<double>(generated) / seconds, static_cast<long long>(generated), seconds);
   return 0;
 }

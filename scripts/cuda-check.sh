@@ -6,7 +6,7 @@
 #   3. the extract job end to end on the GPU against HF transformers, bfloat16 and float32
 #      (tests/golden/check_device_extract.py; needs python3 with torch, transformers, h5py),
 #   4. the demo's pipeline on one GPU (generate, release, extract, sweep in one rank), then again
-#      with the fused kernels and CUDA-graph decoding on.
+#      with the fused kernels and CUDA-graph decoding off.
 #
 #   scripts/cuda-check.sh [BUILD_DIR=build-cuda] [extra CMake arguments...]
 #
@@ -39,6 +39,9 @@ step "golden checkpoints in bfloat16 on the GPU; fused attention"
 (cd "$build" && GPUJOB_SOURCE_DIR=$root GPUJOB_TEST_DEVICE=cuda tests/test_model_goldens) > "$logs/goldens.log" 2>&1 ||
   fail "test_model_goldens on cuda (see $logs/goldens.log)"
 tail -n 2 "$logs/goldens.log"
+(cd "$build" && GPUJOB_SOURCE_DIR=$root GPUJOB_TEST_DEVICE=cuda GPUJOB_TEST_FUSED=1 tests/test_model_goldens) \
+  > "$logs/goldens-fused.log" 2>&1 || fail "test_model_goldens on cuda with the fused kernels (see $logs/goldens-fused.log)"
+grep -E "largest" "$logs/goldens-fused.log" | tail -n 2; tail -n 2 "$logs/goldens-fused.log"
 (cd "$build" && GPUJOB_SOURCE_DIR=$root tests/test_decoder "fused*") > "$logs/fused.log" 2>&1 || fail "fused attention"
 tail -n 2 "$logs/fused.log"
 
@@ -64,12 +67,12 @@ YAML
 (cd "$demo" && ln -sfn "$root/configs" configs &&
   "$build/gpujob" make-demo-model results/demo/model --corpus configs/data/mc_demo.jsonl > make-model.log 2>&1 &&
   "$build/gpujob" demo-gpu.yaml > run.log 2>&1) || fail "demo pipeline on cuda (see $demo/run.log)"
-tail -n 3 "$demo/run.log" 2>/dev/null
+grep -E "decode:" "$demo/run.log"; tail -n 3 "$demo/run.log" 2>/dev/null
 
-step "the demo pipeline again with the fused kernels and CUDA-graph decoding on"
-(cd "$demo" && "$build/gpujob" demo-gpu.yaml --set output_dir=results-fast --set model.fused_kernels=true \
-  --set generation.cuda_graphs=true > run-fast.log 2>&1) || fail "demo pipeline with fused kernels and graphs (see $demo/run-fast.log)"
-grep -E "CUDA graphs|probe layer" "$demo/run-fast.log" | head -n 3
+step "the demo pipeline again with the fused kernels and CUDA-graph decoding off"
+(cd "$demo" && "$build/gpujob" demo-gpu.yaml --set output_dir=results-eager --set model.fused_kernels=false \
+  --set generation.cuda_graphs=false > run-eager.log 2>&1) || fail "demo pipeline without fused kernels and graphs (see $demo/run-eager.log)"
+grep -E "decode:|probe layer" "$demo/run-eager.log" | head -n 3
 
 ((status == 0)) && echo "cuda-check: all passed" || echo "cuda-check: failures above"
 exit "$status"

@@ -24,14 +24,20 @@ struct Grouped {
   int64_t n_rep = 1;
 };
 
+// The mask rows of q_len queries repeated for n_rep query heads per kv head.
+at::Tensor group_mask(const at::Tensor& mask, int64_t q_len, int64_t k_len, int64_t n_rep) {
+  if (n_rep == 1) return mask;
+  return mask.expand({mask.size(0), 1, q_len, k_len}).unsqueeze(2)
+      .expand({mask.size(0), 1, n_rep, q_len, k_len}).reshape({mask.size(0), 1, n_rep * q_len, k_len});
+}
+
 Grouped group_queries(const at::Tensor& q, const at::Tensor& k, const at::Tensor& mask) {
   const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
   const int64_t kv = k.size(1), K = k.size(2);
   Grouped g{q, mask, H / kv};
   if (g.n_rep == 1) return g;
   g.q = q.reshape({B, kv, g.n_rep * T, D});
-  g.mask = mask.expand({mask.size(0), 1, T, K}).unsqueeze(2)
-               .expand({mask.size(0), 1, g.n_rep, T, K}).reshape({mask.size(0), 1, g.n_rep * T, K});
+  if (mask.defined()) g.mask = group_mask(mask, T, K, g.n_rep);
   return g;
 }
 
@@ -58,11 +64,26 @@ at::Tensor attention_explicit(const at::Tensor& q, const at::Tensor& k, const at
   return ungroup(at::matmul(probs, v), q);
 }
 
-at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                     const at::Tensor& mask, const AttentionParams& params, AttentionBackend backend) {
-#if GPUJOB_HAVE_FUSED_ATTENTION
+bool takes_fused_path(const AttentionParams& params, AttentionBackend backend) {
   // The fused kernel has no soft-capping; those models take the explicit path.
-  if (backend == AttentionBackend::kAuto && params.softcap <= 0) {
+  return GPUJOB_HAVE_FUSED_ATTENTION && backend == AttentionBackend::kAuto && params.softcap <= 0;
+}
+
+at::Tensor fused_attention_bias(const at::Tensor& mask, int64_t heads, int64_t kv_heads, at::ScalarType dtype,
+                                const AttentionParams& params, AttentionBackend backend) {
+  if (!mask.defined() || !takes_fused_path(params, backend)) return {};
+  const int64_t q_len = mask.size(2), k_len = mask.size(3);
+  const at::Tensor grouped = group_mask(mask, q_len, k_len, heads / kv_heads);
+  // What the fused kernel makes of a boolean mask itself: 0 where allowed, -inf elsewhere.
+  return at::zeros(grouped.sizes(), grouped.options().dtype(dtype))
+      .masked_fill(grouped.logical_not(), -std::numeric_limits<double>::infinity());
+}
+
+at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                     const at::Tensor& mask, const AttentionParams& params, AttentionBackend backend,
+                     const at::Tensor& bias) {
+#if GPUJOB_HAVE_FUSED_ATTENTION
+  if (takes_fused_path(params, backend)) {
     if (!mask.defined()) {
       // Causal without a mask tensor. Folding query heads into rows (below) would break the
       // causal order, so keys and values are repeated per query head instead: a copy far
@@ -75,11 +96,15 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
       };
       return at::scaled_dot_product_attention(q, repeat(k), repeat(v), {}, 0.0, true, params.scale);
     }
-    const Grouped g = group_queries(q, k, mask);
-    return ungroup(at::scaled_dot_product_attention(g.q, k, v, g.mask, 0.0, false, params.scale), q);
+    // A bias prepared once per forward (fused_attention_bias) saves grouping and converting the
+    // mask again in every layer.
+    const Grouped g = group_queries(q, k, bias.defined() ? at::Tensor() : mask);
+    return ungroup(at::scaled_dot_product_attention(g.q, k, v, bias.defined() ? bias : g.mask, 0.0, false,
+                                                    params.scale), q);
   }
 #else
   (void)backend;
+  (void)bias;
 #endif
   return attention_explicit(q, k, v, mask, params);
 }

@@ -1,6 +1,8 @@
 // Layer capture and pooling.
 #include "gpujob/model/capture.hpp"
 
+#include "gpujob/model/device.hpp"
+
 #include "gpujob/util/error.hpp"
 
 #include <ATen/core/grad_mode.h>
@@ -51,6 +53,20 @@ CaptureResult forward_capture(const Decoder& decoder,
   }
   if (sequences.empty()) return result;
   const TokenBatch batch = TokenBatch::from_sequences(sequences);
+  // When every position is one row per sequence (last, first, middle), the deepest layer is needed
+  // only at those rows: its block computes queries, attention output and MLP only there.
+  const auto& indices = forward_request.hidden_indices;
+  const int64_t deepest = indices.empty() ? -1 : *std::max_element(indices.begin(), indices.end());
+  const bool rows_only = !request.positions.empty() && deepest > 0 &&
+      std::all_of(request.positions.begin(), request.positions.end(),
+                  [](Pooling p) { return p == Pooling::kLast || p == Pooling::kFirst || p == Pooling::kMiddle; });
+  if (rows_only) {
+    for (int64_t n : batch.lengths) {
+      std::vector<int64_t> rows;
+      for (Pooling p : request.positions) rows.push_back(p == Pooling::kLast ? n - 1 : p == Pooling::kFirst ? 0 : (n - 1) / 2);
+      forward_request.deepest_rows.push_back(std::move(rows));
+    }
+  }
   ForwardOutput out = decoder.forward(batch, forward_request);
 
   // Mask of the tokens that count for kMean: real (not padding) and not special.
@@ -91,11 +107,17 @@ CaptureResult forward_capture(const Decoder& decoder,
   const auto on_device = [&](const at::Tensor& t) { return t.to(device); };
   const at::Tensor last_d = on_device(last), first_d = on_device(first), middle_d = on_device(middle),
                    all_d = on_device(all), weights_d = on_device(counted).unsqueeze(-1);
-  for (const at::Tensor& hidden : out.hidden) {
+  for (size_t k = 0; k < out.hidden.size(); ++k) {
+    const at::Tensor& hidden = out.hidden[k];
     at::Tensor flat = hidden.reshape({-1, hidden.size(-1)});
     std::vector<at::Tensor> per_position;
-    for (Pooling p : request.positions) {
+    for (size_t pi = 0; pi < request.positions.size(); ++pi) {
+      const Pooling p = request.positions[pi];
       at::Tensor pooled;
+      if (rows_only && forward_request.hidden_indices[k] == deepest) {
+        per_position.push_back(copy_to_host_async(hidden.select(1, static_cast<int64_t>(pi)).to(request.out_dtype)));
+        continue;
+      }
       switch (p) {
         case Pooling::kLast: pooled = flat.index_select(0, last_d); break;
         case Pooling::kFirst: pooled = flat.index_select(0, first_d); break;
@@ -103,10 +125,11 @@ CaptureResult forward_capture(const Decoder& decoder,
         case Pooling::kAll: pooled = flat.index_select(0, all_d); break;
         case Pooling::kMean: pooled = (hidden.to(at::kFloat) * weights_d).sum(1) / weights_d.sum(1); break;
       }
-      per_position.push_back(pooled.to(at::kFloat).to(request.out_dtype).to(at::kCPU).contiguous());
+      per_position.push_back(copy_to_host_async(pooled.to(at::kFloat).to(request.out_dtype)));
     }
     result.activations.push_back(std::move(per_position));
   }
+  wait_for_device(device);  // the host copies above were only issued
   return result;
 }
 

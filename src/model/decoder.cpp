@@ -23,12 +23,18 @@ struct Decoder::Step {
   int64_t key_len = 0;                // keys each query row is masked against
   bool plain_causal = false;          // every row at positions 0..tokens-1, keys the same tokens
   std::map<int64_t, at::Tensor> masks;        // window (0: none) -> bool [batch, 1, tokens, key_len]
+  std::map<int64_t, at::Tensor> biases;       // window -> the mask as the fused kernel takes it
   std::map<const void*, RopeTables> tables;   // inv_freq storage -> tables
   KvCache* cache = nullptr;
   at::Tensor read_slots;   // int64 [batch]: cache slot of each row
   int64_t first_slot = -1; // >= 0 when the rows are the consecutive slots first_slot, +1, ...
   at::Tensor write_src;    // int64 [valid tokens]: row * tokens + i of each new token; undefined: all rows
   at::Tensor write_dst;    // int64 [valid tokens]: slot * max_len + position
+  // Queries at some rows only (Decoder::forward's deepest_rows): int64 [batch * R] flat indices
+  // b * tokens + i of those rows, and their positions [batch, R]. Undefined: a query per row.
+  at::Tensor query_rows;
+  at::Tensor query_positions;
+  std::map<const void*, RopeTables> query_tables;
 
   // Undefined for plain causal attention (see attention()), which a window changes only when
   // it is shorter than the sequence.
@@ -36,13 +42,32 @@ struct Decoder::Step {
     static const at::Tensor kCausal;
     if (plain_causal && (window == 0 || window >= key_len)) return kCausal;
     auto it = masks.find(window);
-    if (it == masks.end()) it = masks.emplace(window, position_mask(positions, key_len, window)).first;
+    if (it == masks.end()) it = masks.emplace(window, position_mask(queries_at(), key_len, window)).first;
     return it->second;
   }
+  const at::Tensor& bias(int64_t window, int64_t heads, int64_t kv_heads, at::ScalarType dtype,
+                         const AttentionParams& params, AttentionBackend backend) {
+    auto it = biases.find(window);
+    if (it == biases.end())
+      it = biases.emplace(window, fused_attention_bias(mask(window), heads, kv_heads, dtype, params, backend)).first;
+    return it->second;
+  }
+  const at::Tensor& queries_at() const { return query_positions.defined() ? query_positions : positions; }
+  // Tables at every row's position (keys), and at the query rows' positions (queries).
   const RopeTables& rope(const at::Tensor& inv_freq, at::ScalarType dtype) {
+    return rope_at(tables, positions, inv_freq, dtype);
+  }
+  const RopeTables& query_rope(const at::Tensor& inv_freq, at::ScalarType dtype) {
+    if (!query_positions.defined()) return rope(inv_freq, dtype);
+    return rope_at(query_tables, query_positions, inv_freq, dtype);
+  }
+
+ private:
+  static const RopeTables& rope_at(std::map<const void*, RopeTables>& cache, const at::Tensor& at_positions,
+                                   const at::Tensor& inv_freq, at::ScalarType dtype) {
     const void* key = inv_freq.data_ptr();
-    auto it = tables.find(key);
-    if (it == tables.end()) it = tables.emplace(key, rope_tables(inv_freq, positions, dtype)).first;
+    auto it = cache.find(key);
+    if (it == cache.end()) it = cache.emplace(key, rope_tables(inv_freq, at_positions, dtype)).first;
     return it->second;
   }
 };
@@ -130,7 +155,14 @@ at::Tensor Decoder::self_attention(int64_t l, const at::Tensor& x, Step& step) c
   const int64_t B = x.size(0), T = x.size(1), D = config_.head_dim;
   const int64_t heads = weights_->local_heads, kv_heads = weights_->local_kv_heads;
   at::Tensor q, k, v;
-  if (fused_ops_) {
+  if (step.query_rows.defined()) {
+    // Queries at the requested rows only; keys and values at every token.
+    const int64_t R = step.query_positions.size(1);
+    const at::Tensor xq = x.reshape({B * T, -1}).index_select(0, step.query_rows).view({B, R, -1});
+    q = at::linear(xq, w.q, w.q_bias).view({B, R, heads, D});
+    k = at::linear(x, w.k, w.k_bias).view({B, T, kv_heads, D});
+    v = at::linear(x, w.v, w.v_bias).view({B, T, kv_heads, D});
+  } else if (fused_ops_) {
     // One GEMM for q, k and v (their weights are stacked); each is a column block of the result,
     // which the norms and RoPE read in place.
     const at::Tensor qkv = at::linear(x, w.qkv, w.qkv_bias);
@@ -146,14 +178,13 @@ at::Tensor Decoder::self_attention(int64_t l, const at::Tensor& x, Step& step) c
     q = rms_norm(q, w.q_norm);
     k = rms_norm(k, w.k_norm);
   }
-  const RopeTables& tables = step.rope(weights_->inv_freq[l], x.scalar_type());
   // q, k: [B, T, heads, D] in, [B, heads, T, D] out.
-  const auto rope = [&](const at::Tensor& t) {
+  const auto rope = [&](const at::Tensor& t, const RopeTables& tables) {
     if (fused_ops_ && fused_ops_apply(t)) return fused_rope(t, tables.cos, tables.sin).transpose(1, 2);
     return apply_rope(t.transpose(1, 2), tables);
   };
-  q = rope(q);
-  k = rope(k);
+  q = rope(q, step.query_rope(weights_->inv_freq[l], x.scalar_type()));
+  k = rope(k, step.rope(weights_->inv_freq[l], x.scalar_type()));
   v = v.transpose(1, 2);
   if (step.cache != nullptr) {
     // Append the new keys/values at each slot's length, then read each row's slot back.
@@ -175,8 +206,10 @@ at::Tensor Decoder::self_attention(int64_t l, const at::Tensor& x, Step& step) c
   }
   const LayerSpec& spec = config_.layers[l];
   AttentionParams params{config_.attention_scale, config_.attn_logit_softcapping};
-  at::Tensor out = attention(q, k, v, step.mask(spec.sliding ? spec.window : 0), params, backend_);
-  out = at::linear(out.transpose(1, 2).reshape({B, T, heads * D}), w.o);
+  const int64_t window = spec.sliding ? spec.window : 0;
+  at::Tensor out = attention(q, k, v, step.mask(window), params, backend_,
+                             step.bias(window, heads, kv_heads, q.scalar_type(), params, backend_));
+  out = at::linear(out.transpose(1, 2).reshape({B, q.size(2), heads * D}), w.o);
   collectives().all_reduce_sum(out);
   return out;
 }
@@ -208,7 +241,11 @@ at::Tensor Decoder::block(int64_t l, const at::Tensor& h, Step& step) const {
   const auto& w = weights_->layers[l];
   at::Tensor attn = self_attention(l, rms_norm(h, w.attn_norm), step);
   if (config_.sandwich_norms) attn = rms_norm(attn, w.post_attn_norm);
-  at::Tensor residual = h + attn;
+  // With queries at some rows only, the block continues at those rows.
+  const at::Tensor rows_in = step.query_rows.defined()
+      ? h.reshape({-1, h.size(-1)}).index_select(0, step.query_rows).view({h.size(0), -1, h.size(-1)})
+      : h;
+  at::Tensor residual = rows_in + attn;
   at::Tensor mlp_out = mlp(l, rms_norm(residual, w.mlp_norm));
   if (config_.sandwich_norms) mlp_out = rms_norm(mlp_out, w.post_mlp_norm);
   return residual + mlp_out;
@@ -230,6 +267,8 @@ ForwardOutput Decoder::forward(const TokenBatch& batch, const ForwardRequest& re
                  " is outside [0, ", n_layers, "] (layer L is index L + 1)");
     deepest = std::max(deepest, index);
   }
+  GPUJOB_CHECK(request.deepest_rows.empty() || !request.logits,
+               "forward: deepest_rows cannot be combined with logits");
   ForwardOutput out;
   out.hidden.resize(request.hidden_indices.size());
   if (deepest < 0) return out;
@@ -258,7 +297,9 @@ ForwardOutput Decoder::forward(const TokenBatch& batch, const ForwardRequest& re
   at::Tensor h = embed(ids);
   store(0, h);
   const int64_t blocks = std::min(deepest, n_layers);
+  const bool rows_only = !request.deepest_rows.empty() && blocks > 0;
   for (int64_t l = 0; l < blocks; ++l) {
+    if (rows_only && l + 1 == blocks) select_query_rows(batch, request.deepest_rows, step);
     h = block(l, h, step);
     if (l + 1 < n_layers) store(l + 1, h);
   }
@@ -268,6 +309,30 @@ ForwardOutput Decoder::forward(const TokenBatch& batch, const ForwardRequest& re
     if (request.logits) out.logits = lm_head(normed);
   }
   return out;
+}
+
+void Decoder::select_query_rows(const TokenBatch& batch, const std::vector<std::vector<int64_t>>& rows,
+                                Step& step) const {
+  const int64_t B = batch.input_ids.size(0), T = batch.input_ids.size(1);
+  GPUJOB_CHECK(static_cast<int64_t>(rows.size()) == B, "forward: deepest_rows has ", rows.size(),
+               " rows for a batch of ", B);
+  const int64_t R = static_cast<int64_t>(rows.front().size());
+  std::vector<int64_t> flat, positions;
+  for (int64_t b = 0; b < B; ++b) {
+    GPUJOB_CHECK(static_cast<int64_t>(rows[b].size()) == R && R > 0, "forward: deepest_rows[", b, "] has ",
+                 rows[b].size(), " positions, row 0 has ", R, " (every row needs the same count, at least one)");
+    for (int64_t i : rows[b]) {
+      GPUJOB_CHECK(i >= 0 && i < batch.lengths[b], "forward: deepest_rows[", b, "] position ", i,
+                   " is outside the sequence's ", batch.lengths[b], " tokens");
+      flat.push_back(b * T + i);
+      positions.push_back(i);
+    }
+  }
+  step.query_rows = at::tensor(flat, at::kLong).to(options_.device);
+  step.query_positions = at::tensor(positions, at::kLong).view({B, R}).to(options_.device);
+  step.plain_causal = false;  // the mask rows are the query rows' positions now
+  step.masks.clear();
+  step.biases.clear();
 }
 
 KvCacheShape Decoder::kv_cache_shape() const {

@@ -9,6 +9,7 @@
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAException.h>
 #include <cuda_runtime_api.h>
 #endif
@@ -72,6 +73,20 @@ int64_t available_device_memory(at::Device device) {
   return std::max<int64_t>(0, std::min(under_cap, on_gpu));
 #else
   fail("device ", device.str(), ": this gpujob was built with a CPU-only libtorch");
+#endif
+}
+
+at::Tensor copy_to_host_async(const at::Tensor& t) {
+  if (!t.is_cuda()) return t.to(at::kCPU).contiguous();
+  at::Tensor host = at::empty(t.sizes(), t.options().device(at::kCPU).pinned_memory(true));
+  host.copy_(t, /*non_blocking=*/true);
+  return host;
+}
+
+void wait_for_device(at::Device device) {
+  if (!device.is_cuda()) return;
+#ifdef GPUJOB_WITH_CUDA
+  c10::cuda::getCurrentCUDAStream(device.index()).synchronize();
 #endif
 }
 

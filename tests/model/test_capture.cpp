@@ -45,6 +45,31 @@ TEST_CASE("capture pools last, first, middle, mean and all tokens of several lay
   }
 }
 
+TEST_CASE("capture of one row per sequence (queries of the deepest block at those rows only) equals the full pass") {
+  for (const std::string kind : {"qwen3", "gemma3"}) {
+    INFO("model " << kind);
+    const auto json = tiny::config_for(kind);
+    const ModelConfig config = parse_model_config(json, "config.json");
+    auto decoder = Decoder::load(tiny::write_checkpoint(json, tiny::random_weights(config, 8)), {});
+    const std::vector<std::vector<int64_t>> seqs = {{1, 4, 9, 16, 25, 2, 7, 30}, {1, 7}, {3, 1, 1, 5, 8}};
+    CaptureRequest request;
+    request.layers = {1, 0};
+    request.positions = {Pooling::kMiddle, Pooling::kLast, Pooling::kFirst};
+    const CaptureResult result = forward_capture(*decoder, seqs, request);
+    const auto full = decoder->forward(TokenBatch::from_sequences(seqs), {{1, 2}, false});
+    for (size_t li = 0; li < 2; ++li) {
+      const at::Tensor& h = full.hidden[li == 0 ? 1 : 0];
+      for (size_t s = 0; s < seqs.size(); ++s) {
+        INFO("layer " << request.layers[li] << " sequence " << s);
+        const int64_t n = static_cast<int64_t>(seqs[s].size());
+        CHECK(at::allclose(result.activations[li][0][s], h[s][(n - 1) / 2], 1e-5, 1e-6));
+        CHECK(at::allclose(result.activations[li][1][s], h[s][n - 1], 1e-5, 1e-6));
+        CHECK(at::allclose(result.activations[li][2][s], h[s][0], 1e-5, 1e-6));
+      }
+    }
+  }
+}
+
 TEST_CASE("capture: float16 output, all-special sequences, bad requests") {
   const auto json = tiny::config_for("llama3");
   const ModelConfig config = parse_model_config(json, "config.json");

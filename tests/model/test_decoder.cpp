@@ -105,6 +105,50 @@ TEST_CASE("early exit returns exactly what the full pass returns for those layer
                     Catch::Contains("hidden state index 4 is outside [0, 3]"));
 }
 
+TEST_CASE("queries at some rows of the deepest block give the full pass's values there") {
+  const std::vector<Case> cases = {{"llama3"}, {"llama_linear_tied"}, {"qwen2"}, {"qwen3"},
+                                   {"gemma3"}, {"gemma3_capped"}};
+  for (const auto& k : cases)
+  for (const bool fused : {false, true}) {
+    INFO("model " << k.kind << (fused ? ", stacked projections" : ""));
+    ModelConfig config;
+    tiny::Weights weights;
+    auto decoder = Decoder::load(build(k, &config, &weights), {});
+    decoder->set_fused_ops(fused);
+    const auto batch = TokenBatch::from_sequences(kSequences);
+    const auto full = decoder->forward(batch, {all_indices(config), false});
+    // Last, first and middle token of each row (gemma3's window of 4 is shorter than row 0).
+    std::vector<std::vector<int64_t>> rows;
+    for (int64_t n : batch.lengths) rows.push_back({n - 1, 0, (n - 1) / 2});
+    for (int64_t deepest : {int64_t{1}, int64_t{2}, config.num_layers}) {
+      INFO("deepest index " << deepest);
+      ForwardRequest request{{1, deepest}, false};
+      request.deepest_rows = rows;
+      const auto out = decoder->forward(batch, request);
+      if (deepest > 1) CHECK(at::equal(out.hidden[0], full.hidden[1]));  // shallower: whole, untouched
+      const at::Tensor& picked = out.hidden[1];
+      REQUIRE(picked.sizes() == at::IntArrayRef({batch.input_ids.size(0), 3, config.hidden_size}));
+      for (size_t b = 0; b < rows.size(); ++b)
+        for (size_t r = 0; r < 3; ++r) {
+          INFO("row " << b << " position " << rows[b][r]);
+          CHECK(tiny::relative_error(picked[b][r], full.hidden[deepest][b][rows[b][r]]) < 1e-5);
+        }
+    }
+  }
+  ModelConfig config;
+  tiny::Weights weights;
+  auto decoder = Decoder::load(build({"qwen3"}, &config, &weights), {});
+  const auto batch = TokenBatch::from_sequences(kSequences);
+  ForwardRequest bad{{2}, false};
+  bad.deepest_rows = {{8}, {2}, {0}, {3, 4}};
+  CHECK_THROWS_WITH(decoder->forward(batch, bad), Catch::Contains("deepest_rows[3] has 2 positions, row 0 has 1"));
+  bad.deepest_rows = {{8}, {3}, {0}, {7}};
+  CHECK_THROWS_WITH(decoder->forward(batch, bad), Catch::Contains("deepest_rows[1] position 3 is outside the sequence's 3 tokens"));
+  bad.deepest_rows = {{8}, {2}, {0}, {7}};
+  bad.logits = true;
+  CHECK_THROWS_WITH(decoder->forward(batch, bad), Catch::Contains("deepest_rows cannot be combined with logits"));
+}
+
 TEST_CASE("fused and explicit attention agree where libtorch has the fused kernel") {
   if (!fused_attention_available()) {
     WARN("libtorch < 2.1: only the explicit attention path exists in this build");
@@ -120,6 +164,26 @@ TEST_CASE("fused and explicit attention agree where libtorch has the fused kerne
   decoder->set_attention_backend(AttentionBackend::kAuto);
   const auto b = decoder->forward(batch, {{}, true});
   CHECK(tiny::relative_error(b.logits, a.logits) < 1e-5);
+  // Cached calls (masks over cache positions, the bias prepared once per call): prefill of
+  // different lengths, then decode steps past the window.
+  for (const std::string kind : {"gemma3", "qwen3"}) {
+    INFO("model " << kind << ", cached");
+    auto cached = Decoder::load(build({kind}, &config, &weights), {});
+    cached->set_key_length_bucket(8);
+    std::vector<at::Tensor> logits[2];
+    for (const auto backend : {AttentionBackend::kFallback, AttentionBackend::kAuto}) {
+      cached->set_attention_backend(backend);
+      KvCache cache = cached->make_kv_cache(4, 32);
+      auto& out = logits[backend == AttentionBackend::kAuto ? 1 : 0];
+      out.push_back(cached->forward_cached(cache, {0, 1, 2, 3}, kSequences));
+      for (int64_t step = 0; step < 6; ++step)
+        out.push_back(cached->forward_cached(cache, {0, 1, 2, 3}, {{3 + step}, {4}, {5 + step}, {6}}));
+    }
+    for (size_t i = 0; i < logits[0].size(); ++i) {
+      INFO("call " << i);
+      CHECK(tiny::relative_error(logits[1][i], logits[0][i]) < 1e-5);
+    }
+  }
 }
 
 TEST_CASE("bfloat16 weights stay close to float32") {

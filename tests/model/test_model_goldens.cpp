@@ -146,16 +146,20 @@ TEST_CASE("goldens: bfloat16 (on GPUJOB_TEST_DEVICE, default cpu) within bf16 to
   }
   const char* device_env = std::getenv("GPUJOB_TEST_DEVICE");
   const at::Device device(device_env ? device_env : "cpu");
+  // GPUJOB_TEST_FUSED=1: stacked projections and, on a GPU, the fused kernels (model.fused_kernels).
+  const char* fused_env = std::getenv("GPUJOB_TEST_FUSED");
+  const bool fused = fused_env != nullptr && std::string(fused_env) == "1";
   // bfloat16 keeps 8 bits of mantissa (relative rounding 2^-9 per operation); after a few blocks
   // of matmuls and norms the error relative to each tensor's largest entry stays well under 5%.
   constexpr double kBf16Tolerance = 5e-2;
   for (const auto& dir : cases) {
-    INFO("case " << dir << " on " << device);
+    INFO("case " << dir << " on " << device << (fused ? " with fused work" : ""));
     const Golden g = read_golden(dir);
     LoadOptions options;
     options.dtype = at::kBFloat16;
     options.device = device;
     auto decoder = Decoder::load(dir, options);
+    decoder->set_fused_ops(fused);
     const auto& c = decoder->config();
     ForwardRequest request;
     for (int64_t i = 0; i <= c.num_layers; ++i) request.hidden_indices.push_back(i);
@@ -175,7 +179,7 @@ TEST_CASE("goldens: bfloat16 (on GPUJOB_TEST_DEVICE, default cpu) within bf16 to
       CHECK(e < kBf16Tolerance);
       worst = std::max(worst, e);
     }
-    std::printf("bf16 on %s, %s: largest relative error %.4f\n", device.str().c_str(),
+    std::printf("bf16 on %s%s, %s: largest relative error %.4f\n", device.str().c_str(), fused ? " (fused)" : "",
                 g.info.at("case").get<std::string>().c_str(), worst);
   }
 }

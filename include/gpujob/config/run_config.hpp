@@ -38,7 +38,7 @@ struct ModelSettings {
   DevicePreference device = DevicePreference::automatic;  // where the model runs
   ChatTemplate chat_template = ChatTemplate::automatic;   // prompt rendering for chat rows
   bool enable_thinking = false;                           // Qwen 3 chat template switch
-  bool fused_kernels = false;                             // fused RMSNorm/RoPE/activation CUDA kernels
+  bool fused_kernels = true;                              // stacked GEMMs; fused RMSNorm/RoPE/activation CUDA kernels
 };
 
 struct DataSettings {
@@ -62,7 +62,7 @@ struct GenerationSettings {
   int batch_size = 16;             // sequences decoded together per generator rank
   int max_model_len = 4096;        // prompt + completion tokens, at most (sizes the KV cache)
   int max_prefill_tokens = 8192;   // prompt tokens (padded) one prefill call takes; bounds its memory
-  bool cuda_graphs = false;        // replay decode steps from CUDA graphs (CUDA, one shard)
+  bool cuda_graphs = true;         // replay decode steps from CUDA graphs (CUDA, one shard)
   std::string output;              // job generate: JSONL file written in data order
   std::string cache_dir;           // completion cache; empty = <output_dir>/cache
 };

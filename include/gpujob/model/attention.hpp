@@ -17,9 +17,19 @@ struct AttentionParams {
 // [batch, 1, q_len, k_len], true where a query may attend. Every query row must allow at least
 // one key. An undefined mask means plain causal attention with q_len == k_len (query i sees keys
 // 0..i): the fused kernel then runs without a mask tensor, which lets it pick its fastest
-// (flash) implementation. Returns [batch, heads, q_len, head_dim].
+// (flash) implementation. Returns [batch, heads, q_len, head_dim]. `bias`: the mask as
+// fused_attention_bias prepared it for these shapes (optional; used on the fused path only).
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                     const at::Tensor& mask, const AttentionParams& params, AttentionBackend backend);
+                     const at::Tensor& mask, const AttentionParams& params, AttentionBackend backend,
+                     const at::Tensor& bias = {});
+
+// The mask as the fused kernel takes it for `heads` query heads over `kv_heads` key heads: query
+// heads folded into rows per kv head, additive (0 where allowed, -inf elsewhere) in `dtype`. A
+// forward builds it once and every layer passes it to attention(), instead of each layer grouping
+// and converting the boolean mask again (kernels that show at decode, where each is most of a
+// layer's attention time). Undefined when attention() would not take the fused path.
+at::Tensor fused_attention_bias(const at::Tensor& mask, int64_t heads, int64_t kv_heads, at::ScalarType dtype,
+                                const AttentionParams& params, AttentionBackend backend);
 
 // The explicit path (matmul, mask, float32 softmax), as HF's eager attention.
 at::Tensor attention_explicit(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,

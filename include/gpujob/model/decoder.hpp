@@ -47,6 +47,13 @@ struct ForwardRequest {
   // num_layers the output of the last block after the final norm (HF's convention).
   std::vector<int64_t> hidden_indices;
   bool logits = false;  // run the final norm and LM head
+  // Row capture at the deepest index (optional): deepest_rows[b] lists token positions of row b
+  // (each below its length, the same count R for every row). The last block that runs then
+  // computes queries, attention output and MLP only at those positions (keys and values still at
+  // every token, so the values are those of the full pass): the work of one block shrinks to its
+  // key/value projections. The deepest index's hidden state is then [batch, R, hidden], column r
+  // the state at deepest_rows[b][r]. Not with logits.
+  std::vector<std::vector<int64_t>> deepest_rows;
 };
 
 class DecoderWeights;  // per-layer tensors, defined in decoder.cpp
@@ -116,6 +123,8 @@ class Decoder {
   at::Tensor self_attention(int64_t layer, const at::Tensor& x, Step& step) const;
   at::Tensor mlp(int64_t layer, const at::Tensor& x) const;
   at::Tensor block(int64_t layer, const at::Tensor& h, Step& step) const;
+  // Makes the step's next block compute queries only at `rows` (ForwardRequest::deepest_rows).
+  void select_query_rows(const TokenBatch& batch, const std::vector<std::vector<int64_t>>& rows, Step& step) const;
   at::Tensor lm_head(const at::Tensor& normed) const;
 
   ModelConfig config_;
