@@ -5,6 +5,7 @@
 #
 #   bench/extract_job_bench.sh GPUJOB MODEL_DIR WORK_DIR [SAMPLES=512] [SEQ=512] [BATCH=16] [LAYER=13] [POSITION=last] [DEVICE=cuda]
 #
+# CHUNK (environment, default 64): samples per chunk handed out by the coordinator.
 # The rows are fixed-seed random token ids (ids 100 and up), the same ones
 # `bench/hf_baselines.py extract-job --data WORK_DIR/rows.jsonl` reads for HF's baseline.
 set -euo pipefail
@@ -40,7 +41,7 @@ extract:
   batch_size: $BATCH
   output: $WORK/results/extract_bench.h5
 coordinator:
-  chunk_size: 64
+  chunk_size: ${CHUNK:-64}
 YAML
 rm -rf "$WORK/results"
 start=$(date +%s.%N)

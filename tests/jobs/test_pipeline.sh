@@ -12,6 +12,10 @@ src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 work=$(mktemp -d /tmp/gpujob-pipeline.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+# Files are compared to 1e-5. One thread per rank keeps each float32 GEMM's sums in one order: a
+# BLAS that picks its thread count by the machine's load splits them differently from run to run
+# (seen on a 16-core host under a parallel ctest), and the ranks oversubscribe the cores anyway.
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 mpi=(mpirun --oversubscribe)
 # The system Python has Debian's numpy and h5py (scripts/deps.sh installs them).
 python3() { if [[ -x /usr/bin/python3 ]]; then /usr/bin/python3 "$@"; else command python3 "$@"; fi; }

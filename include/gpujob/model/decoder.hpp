@@ -73,8 +73,8 @@ class Decoder {
   void set_attention_backend(AttentionBackend backend) { backend_ = backend; }
   // Fused work: q/k/v and gate/up each in one GEMM over stacked weights (any device), and the
   // fused element-wise CUDA kernels (RMSNorm, RoPE, gated activation; gpujob/model/fused_ops.hpp)
-  // where they apply (a CUDA build, CUDA tensors). Off by default (model.fused_kernels): separate
-  // GEMMs and the ATen expressions.
+  // where they apply (a CUDA build, CUDA tensors). Off until set; jobs set it from
+  // model.fused_kernels (on by default). Off: separate GEMMs and the ATen expressions.
   void set_fused_ops(bool on) { fused_ops_ = on; }
 
   // Full (uncached) forward over a right-padded batch. Runs only the blocks the deepest
