@@ -18,7 +18,7 @@ LOG=$WORK/bench.log
 
 run() { echo "\$ $*" | tee -a "$LOG"; "$@" 2>&1 | tee -a "$LOG"; }
 
-cmake --build "$BUILD" --target forward_bench generate_bench >/dev/null
+cmake --build "$BUILD" --target forward_bench generate_bench hdf5_write_bench >/dev/null
 
 model_for() {
   local dir=$WORK/$1
@@ -61,8 +61,9 @@ if [[ $WHAT == generate || $WHAT == all ]]; then
     dir=$(model_for "$shape" | tail -n 1)
     for batch in 1 32; do
       run python3 "$HERE/hf_baselines.py" generate --model "$dir" --batch "$batch"
-      run "$BUILD/generate_bench" "$dir" --batch "$batch" --prompts "$batch" --graphs 0
-      run "$BUILD/generate_bench" "$dir" --batch "$batch" --prompts "$batch" --graphs 1
+      run "$BUILD/generate_bench" "$dir" --batch "$batch" --prompts "$batch" --graphs 0 --fused 0
+      run "$BUILD/generate_bench" "$dir" --batch "$batch" --prompts "$batch" --graphs 1 --fused 0
+      run "$BUILD/generate_bench" "$dir" --batch "$batch" --prompts "$batch" --graphs 1 --fused 1
     done
   done
 fi
