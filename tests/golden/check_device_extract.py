@@ -2,10 +2,13 @@
 """Checks gpujob's extraction on a GPU against the float32 HF reference of every golden case.
 
 For each tests/data/models/<case>: writes the golden prompts as an input_ids data file, runs
-`gpujob CONFIG` (job extract, every layer, positions all) with the given dtype on CUDA, and
-compares each layer's hidden states with HF's float32 ones.
+`gpujob CONFIG` (job extract, every layer, positions all; then two layers, positions last and
+first, where the deepest block runs only at those rows) with the given dtype on CUDA, and compares
+the hidden states with HF's float32 ones.
 
-    python3 tests/golden/check_device_extract.py GPUJOB_BINARY [--dtype bfloat16] [--work DIR]
+    python3 tests/golden/check_device_extract.py GPUJOB_BINARY [--dtype bfloat16] [--device cuda] [--work DIR]
+
+The CPU suite runs it as the test extract_job_goldens (--device cpu --dtype float32).
 
 Metric per layer: max |gpujob - hf| / max |hf| over the layer's tokens. bfloat16 keeps 8 bits of
 mantissa (relative rounding 2^-9 per operation), so a few layers of accumulated rounding stay
@@ -18,8 +21,12 @@ import os
 import subprocess
 import sys
 
-import h5py
-import numpy as np
+try:
+    import h5py
+    import numpy as np
+except ImportError as missing:
+    print(f"skipped: needs numpy and h5py ({missing})")
+    sys.exit(77)
 
 
 def load_file(path):
@@ -62,30 +69,52 @@ def main():
         with open(data, "w") as f:
             for i in range(n):
                 f.write(json.dumps({"id": i, "input_ids": golden[f"input_ids.{i}"].tolist()}) + "\n")
-        out = os.path.join(args.work, f"{case}.h5")
-        if os.path.exists(out):
-            os.remove(out)
-        config = os.path.join(args.work, f"{case}.yaml")
-        with open(config, "w") as f:
-            f.write(f"job: extract\nrun_name: {case}\noutput_dir: {args.work}\n"
-                    f"model: {{path: {case_dir}, dtype: {args.dtype}, device: {args.device}}}\n"
-                    f"data: {{path: {data}}}\n"
-                    f"extract: {{layers: {list(range(layers))}, positions: [all], output: {out}}}\n")
-        run = subprocess.run([args.gpujob, config], capture_output=True, text=True)
-        if run.returncode != 0:
-            failures.append(f"{case}: gpujob exited {run.returncode}: {(run.stdout + run.stderr).strip()[-600:]}")
+        def extract(name, layer_list, positions):
+            """Runs the extract job over the golden prompts; the HDF5 path, or None on failure."""
+            out = os.path.join(args.work, f"{case}-{name}.h5")
+            if os.path.exists(out):
+                os.remove(out)
+            config = os.path.join(args.work, f"{case}-{name}.yaml")
+            with open(config, "w") as f:
+                f.write(f"job: extract\nrun_name: {case}-{name}\noutput_dir: {args.work}\n"
+                        f"model: {{path: {case_dir}, dtype: {args.dtype}, device: {args.device}}}\n"
+                        f"data: {{path: {data}}}\n"
+                        f"extract: {{layers: {layer_list}, positions: [{', '.join(positions)}], output: {out}}}\n")
+            run = subprocess.run([args.gpujob, config], capture_output=True, text=True)
+            if run.returncode != 0:
+                failures.append(f"{case} ({name}): gpujob exited {run.returncode}: "
+                                f"{(run.stdout + run.stderr).strip()[-600:]}")
+                return None
+            return out
+
+        def error(ours, ref):
+            return float(np.abs(ours - ref).max() / max(np.abs(ref).max(), 1e-12))
+
+        worst = 0.0
+        # Every layer, every token.
+        out = extract("all", list(range(layers)), ["all"])
+        if out is None:
             continue
         with h5py.File(out, "r") as h5:
             offsets = h5["/samples/token_offset"][:]
             counts = h5["/samples/num_tokens"][:]
-            worst = 0.0
             for layer in range(layers):
                 rows = h5[f"/activations/layer_{layer}/all"][:]
                 for i in range(n):
                     ours = rows[offsets[i]:offsets[i] + counts[i]]
+                    worst = max(worst, error(ours, golden[f"hidden_states.{i}"][layer + 1]))
+        # One row per sequence only: the deepest block computes just those rows.
+        picked = sorted({1, layers - 1})
+        out = extract("rows", picked, ["last", "first"])
+        if out is None:
+            continue
+        with h5py.File(out, "r") as h5:
+            counts = h5["/samples/num_tokens"][:]
+            for layer in picked:
+                last, first = h5[f"/activations/layer_{layer}/last"][:], h5[f"/activations/layer_{layer}/first"][:]
+                for i in range(n):
                     ref = golden[f"hidden_states.{i}"][layer + 1]
-                    err = float(np.abs(ours - ref).max() / max(np.abs(ref).max(), 1e-12))
-                    worst = max(worst, err)
+                    worst = max(worst, error(last[i], ref[counts[i] - 1]), error(first[i], ref[0]))
         worst_overall = max(worst_overall, worst)
         status = "ok" if worst <= tolerance else "FAIL"
         print(f"{case:24s} {args.dtype:9s} layers {layers}  max rel err {worst:.2e}  {status}")
