@@ -31,6 +31,26 @@ const char* pooling_name(Pooling pooling) {
   return "?";
 }
 
+namespace {
+
+// The token a one-row position takes from a sequence of n tokens.
+int64_t row_of(Pooling pooling, int64_t n) {
+  switch (pooling) {
+    case Pooling::kLast: return n - 1;
+    case Pooling::kFirst: return 0;
+    case Pooling::kMiddle: return (n - 1) / 2;
+    case Pooling::kMean:
+    case Pooling::kAll: break;
+  }
+  fail("position ", pooling_name(pooling), " is not one row per sequence");
+}
+
+bool one_row(Pooling pooling) {
+  return pooling == Pooling::kLast || pooling == Pooling::kFirst || pooling == Pooling::kMiddle;
+}
+
+}  // namespace
+
 CaptureResult forward_capture(const Decoder& decoder,
                               const std::vector<std::vector<int64_t>>& sequences,
                               const CaptureRequest& request) {
@@ -58,12 +78,11 @@ CaptureResult forward_capture(const Decoder& decoder,
   const auto& indices = forward_request.hidden_indices;
   const int64_t deepest = indices.empty() ? -1 : *std::max_element(indices.begin(), indices.end());
   const bool rows_only = !request.positions.empty() && deepest > 0 &&
-      std::all_of(request.positions.begin(), request.positions.end(),
-                  [](Pooling p) { return p == Pooling::kLast || p == Pooling::kFirst || p == Pooling::kMiddle; });
+      std::all_of(request.positions.begin(), request.positions.end(), one_row);
   if (rows_only) {
     for (int64_t n : batch.lengths) {
       std::vector<int64_t> rows;
-      for (Pooling p : request.positions) rows.push_back(p == Pooling::kLast ? n - 1 : p == Pooling::kFirst ? 0 : (n - 1) / 2);
+      for (Pooling p : request.positions) rows.push_back(row_of(p, n));
       forward_request.deepest_rows.push_back(std::move(rows));
     }
   }
@@ -87,14 +106,12 @@ CaptureResult forward_capture(const Decoder& decoder,
     }
   }
   const int64_t B = static_cast<int64_t>(sequences.size());
-  auto pick = [&](auto index_of) {
+  auto pick = [&](Pooling pooling) {
     std::vector<int64_t> idx(B);
-    for (int64_t b = 0; b < B; ++b) idx[b] = b * batch.input_ids.size(1) + index_of(batch.lengths[b]);
+    for (int64_t b = 0; b < B; ++b) idx[b] = b * batch.input_ids.size(1) + row_of(pooling, batch.lengths[b]);
     return at::tensor(idx, at::kLong);
   };
-  const at::Tensor last = pick([](int64_t n) { return n - 1; });
-  const at::Tensor first = pick([](int64_t) { return int64_t{0}; });
-  const at::Tensor middle = pick([](int64_t n) { return (n - 1) / 2; });
+  const at::Tensor last = pick(Pooling::kLast), first = pick(Pooling::kFirst), middle = pick(Pooling::kMiddle);
   std::vector<int64_t> all_idx;
   for (int64_t b = 0; b < B; ++b)
     for (int64_t i = 0; i < batch.lengths[b]; ++i) all_idx.push_back(b * batch.input_ids.size(1) + i);
@@ -114,16 +131,16 @@ CaptureResult forward_capture(const Decoder& decoder,
     for (size_t pi = 0; pi < request.positions.size(); ++pi) {
       const Pooling p = request.positions[pi];
       at::Tensor pooled;
-      if (rows_only && forward_request.hidden_indices[k] == deepest) {
-        per_position.push_back(copy_to_host_async(hidden.select(1, static_cast<int64_t>(pi)).to(request.out_dtype)));
-        continue;
-      }
-      switch (p) {
-        case Pooling::kLast: pooled = flat.index_select(0, last_d); break;
-        case Pooling::kFirst: pooled = flat.index_select(0, first_d); break;
-        case Pooling::kMiddle: pooled = flat.index_select(0, middle_d); break;
-        case Pooling::kAll: pooled = flat.index_select(0, all_d); break;
-        case Pooling::kMean: pooled = (hidden.to(at::kFloat) * weights_d).sum(1) / weights_d.sum(1); break;
+      if (rows_only && indices[k] == deepest) {
+        pooled = hidden.select(1, static_cast<int64_t>(pi));  // the forward kept just these rows, in this order
+      } else {
+        switch (p) {
+          case Pooling::kLast: pooled = flat.index_select(0, last_d); break;
+          case Pooling::kFirst: pooled = flat.index_select(0, first_d); break;
+          case Pooling::kMiddle: pooled = flat.index_select(0, middle_d); break;
+          case Pooling::kAll: pooled = flat.index_select(0, all_d); break;
+          case Pooling::kMean: pooled = (hidden.to(at::kFloat) * weights_d).sum(1) / weights_d.sum(1); break;
+        }
       }
       per_position.push_back(copy_to_host_async(pooled.to(at::kFloat).to(request.out_dtype)));
     }

@@ -53,6 +53,12 @@ struct Decoder::Step {
     return it->second;
   }
   const at::Tensor& queries_at() const { return query_positions.defined() ? query_positions : positions; }
+  // t [batch, tokens, ...] at the query rows, [batch, R, ...]; t itself when every row queries.
+  at::Tensor at_query_rows(const at::Tensor& t) const {
+    if (!query_rows.defined()) return t;
+    const int64_t batch = t.size(0);
+    return t.flatten(0, 1).index_select(0, query_rows).unflatten(0, {batch, -1});
+  }
   // Tables at every row's position (keys), and at the query rows' positions (queries).
   const RopeTables& rope(const at::Tensor& inv_freq, at::ScalarType dtype) {
     return rope_at(tables, positions, inv_freq, dtype);
@@ -155,14 +161,7 @@ at::Tensor Decoder::self_attention(int64_t l, const at::Tensor& x, Step& step) c
   const int64_t B = x.size(0), T = x.size(1), D = config_.head_dim;
   const int64_t heads = weights_->local_heads, kv_heads = weights_->local_kv_heads;
   at::Tensor q, k, v;
-  if (step.query_rows.defined()) {
-    // Queries at the requested rows only; keys and values at every token.
-    const int64_t R = step.query_positions.size(1);
-    const at::Tensor xq = x.reshape({B * T, -1}).index_select(0, step.query_rows).view({B, R, -1});
-    q = at::linear(xq, w.q, w.q_bias).view({B, R, heads, D});
-    k = at::linear(x, w.k, w.k_bias).view({B, T, kv_heads, D});
-    v = at::linear(x, w.v, w.v_bias).view({B, T, kv_heads, D});
-  } else if (fused_ops_) {
+  if (fused_ops_ && !step.query_rows.defined()) {
     // One GEMM for q, k and v (their weights are stacked); each is a column block of the result,
     // which the norms and RoPE read in place.
     const at::Tensor qkv = at::linear(x, w.qkv, w.qkv_bias);
@@ -170,7 +169,9 @@ at::Tensor Decoder::self_attention(int64_t l, const at::Tensor& x, Step& step) c
     k = qkv.narrow(-1, heads * D, kv_heads * D).view({B, T, kv_heads, D});
     v = qkv.narrow(-1, (heads + kv_heads) * D, kv_heads * D).view({B, T, kv_heads, D});
   } else {
-    q = at::linear(x, w.q, w.q_bias).view({B, T, heads, D});
+    // Queries only at the query rows when the step has them; keys and values at every token.
+    const at::Tensor xq = step.at_query_rows(x);
+    q = at::linear(xq, w.q, w.q_bias).view({B, xq.size(1), heads, D});
     k = at::linear(x, w.k, w.k_bias).view({B, T, kv_heads, D});
     v = at::linear(x, w.v, w.v_bias).view({B, T, kv_heads, D});
   }
@@ -242,10 +243,7 @@ at::Tensor Decoder::block(int64_t l, const at::Tensor& h, Step& step) const {
   at::Tensor attn = self_attention(l, rms_norm(h, w.attn_norm), step);
   if (config_.sandwich_norms) attn = rms_norm(attn, w.post_attn_norm);
   // With queries at some rows only, the block continues at those rows.
-  const at::Tensor rows_in = step.query_rows.defined()
-      ? h.reshape({-1, h.size(-1)}).index_select(0, step.query_rows).view({h.size(0), -1, h.size(-1)})
-      : h;
-  at::Tensor residual = rows_in + attn;
+  at::Tensor residual = step.at_query_rows(h) + attn;
   at::Tensor mlp_out = mlp(l, rms_norm(residual, w.mlp_norm));
   if (config_.sandwich_norms) mlp_out = rms_norm(mlp_out, w.post_mlp_norm);
   return residual + mlp_out;
