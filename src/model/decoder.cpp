@@ -30,6 +30,7 @@ struct Decoder::Step {
   int64_t first_slot = -1; // >= 0 when the rows are the consecutive slots first_slot, +1, ...
   at::Tensor write_src;    // int64 [valid tokens]: row * tokens + i of each new token; undefined: all rows
   at::Tensor write_dst;    // int64 [valid tokens]: slot * max_len + position
+  at::Tensor cache_rows;   // int64 [batch * tokens]: write_dst of each token, -1 for padding (fused path)
   // Queries at some rows only (Decoder::forward's deepest_rows): int64 [batch * R] flat indices
   // b * tokens + i of those rows, and their positions [batch, R]. Undefined: a query per row.
   at::Tensor query_rows;
@@ -140,6 +141,21 @@ at::Tensor Decoder::rms_norm(const at::Tensor& x, const at::Tensor& weight) cons
   return weight * normed.to(x.scalar_type());
 }
 
+std::pair<at::Tensor, at::Tensor> Decoder::add_rms_norm(const at::Tensor& h, const at::Tensor& delta,
+                                                       const at::Tensor& weight) const {
+  if (!delta.defined()) return {h, rms_norm(h, weight)};
+  if (fused_ops_ && fused_ops_apply(h) && h.is_contiguous() && delta.is_contiguous() &&
+      delta.scalar_type() == h.scalar_type() && delta.sizes() == h.sizes() && weight.scalar_type() == h.scalar_type())
+    return fused_add_rms_norm(h, delta, weight, config_.rms_norm_eps, config_.norm_offset);
+  at::Tensor sum = h + delta;
+  return {sum, rms_norm(sum, weight)};
+}
+
+at::Tensor Decoder::linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias) const {
+  if (fused_ops_ && fused_linear_apply(x, w)) return fused_linear(x, w, bias);
+  return at::linear(x, w, bias);
+}
+
 void Decoder::check_token(int64_t token) const {
   GPUJOB_CHECK(token >= 0 && token < config_.vocab_size, config_.source, ": token id ", token,
                " is outside the vocabulary [0, ", config_.vocab_size, ")");
@@ -160,43 +176,66 @@ at::Tensor Decoder::self_attention(int64_t l, const at::Tensor& x, Step& step) c
   const auto& w = weights_->layers[l];
   const int64_t B = x.size(0), T = x.size(1), D = config_.head_dim;
   const int64_t heads = weights_->local_heads, kv_heads = weights_->local_kv_heads;
-  at::Tensor q, k, v;
+  at::Tensor q, k, v;       // [B, T, heads, D] until rotated, then [B, heads, T, D]
+  bool rotated = false;       // q and k normed and rotated already
+  bool cache_written = false; // the new keys and values are in the cache already
   if (fused_ops_ && !step.query_rows.defined()) {
-    // One GEMM for q, k and v (their weights are stacked); each is a column block of the result,
-    // which the norms and RoPE read in place.
-    const at::Tensor qkv = at::linear(x, w.qkv, w.qkv_bias);
-    q = qkv.narrow(-1, 0, heads * D).view({B, T, heads, D});
-    k = qkv.narrow(-1, heads * D, kv_heads * D).view({B, T, kv_heads, D});
-    v = qkv.narrow(-1, (heads + kv_heads) * D, kv_heads * D).view({B, T, kv_heads, D});
+    // One GEMM for q, k and v (their weights are stacked); each is a column block of the result.
+    const at::Tensor qkv = linear(x, w.qkv, w.qkv_bias);
+    const at::Tensor q_norm = config_.qk_norm ? w.q_norm : at::Tensor();
+    const at::Tensor k_norm = config_.qk_norm ? w.k_norm : at::Tensor();
+    const bool norms_match = !config_.qk_norm || (q_norm.scalar_type() == qkv.scalar_type() &&
+                                                  k_norm.scalar_type() == qkv.scalar_type());
+    if (norms_match && fused_attention_inputs_apply(qkv, D)) {
+      // One kernel: the q/k norms, RoPE, and with a cache the writes of k and v into it.
+      const RopeTables& tables = step.rope(weights_->inv_freq[l], x.scalar_type());
+      KvCacheRows rows;
+      if (step.cache != nullptr) rows = {step.cache->keys(l), step.cache->values(l), step.cache_rows};
+      auto [qr, kr] = fused_attention_inputs(qkv, heads, kv_heads, D, q_norm, k_norm, config_.rms_norm_eps,
+                                             config_.norm_offset, tables.cos, tables.sin,
+                                             step.cache != nullptr ? &rows : nullptr);
+      q = qr.transpose(1, 2);
+      if (kr.defined()) k = kr.transpose(1, 2);
+      rotated = true;
+      cache_written = step.cache != nullptr;
+    } else {
+      // The norms and RoPE below read the column blocks in place.
+      q = qkv.narrow(-1, 0, heads * D).view({B, T, heads, D});
+      k = qkv.narrow(-1, heads * D, kv_heads * D).view({B, T, kv_heads, D});
+    }
+    v = qkv.narrow(-1, (heads + kv_heads) * D, kv_heads * D).view({B, T, kv_heads, D}).transpose(1, 2);
   } else {
     // Queries only at the query rows when the step has them; keys and values at every token.
     const at::Tensor xq = step.at_query_rows(x);
-    q = at::linear(xq, w.q, w.q_bias).view({B, xq.size(1), heads, D});
-    k = at::linear(x, w.k, w.k_bias).view({B, T, kv_heads, D});
-    v = at::linear(x, w.v, w.v_bias).view({B, T, kv_heads, D});
+    q = linear(xq, w.q, w.q_bias).view({B, xq.size(1), heads, D});
+    k = linear(x, w.k, w.k_bias).view({B, T, kv_heads, D});
+    v = linear(x, w.v, w.v_bias).view({B, T, kv_heads, D}).transpose(1, 2);
   }
-  if (config_.qk_norm) {
-    q = rms_norm(q, w.q_norm);
-    k = rms_norm(k, w.k_norm);
+  if (!rotated) {
+    if (config_.qk_norm) {
+      q = rms_norm(q, w.q_norm);
+      k = rms_norm(k, w.k_norm);
+    }
+    // q, k: [B, T, heads, D] in, [B, heads, T, D] out.
+    const auto rope = [&](const at::Tensor& t, const RopeTables& tables) {
+      if (fused_ops_ && fused_ops_apply(t)) return fused_rope(t, tables.cos, tables.sin).transpose(1, 2);
+      return apply_rope(t.transpose(1, 2), tables);
+    };
+    q = rope(q, step.query_rope(weights_->inv_freq[l], x.scalar_type()));
+    k = rope(k, step.rope(weights_->inv_freq[l], x.scalar_type()));
   }
-  // q, k: [B, T, heads, D] in, [B, heads, T, D] out.
-  const auto rope = [&](const at::Tensor& t, const RopeTables& tables) {
-    if (fused_ops_ && fused_ops_apply(t)) return fused_rope(t, tables.cos, tables.sin).transpose(1, 2);
-    return apply_rope(t.transpose(1, 2), tables);
-  };
-  q = rope(q, step.query_rope(weights_->inv_freq[l], x.scalar_type()));
-  k = rope(k, step.rope(weights_->inv_freq[l], x.scalar_type()));
-  v = v.transpose(1, 2);
   if (step.cache != nullptr) {
     // Append the new keys/values at each slot's length, then read each row's slot back.
     at::Tensor& kc = step.cache->keys(l);
     at::Tensor& vc = step.cache->values(l);
-    const auto flat = [&](const at::Tensor& t) {
-      at::Tensor rows = t.transpose(1, 2).reshape({B * T, kv_heads, D});
-      return step.write_src.defined() ? rows.index_select(0, step.write_src) : rows;  // undefined: every row
-    };
-    kc.view({-1, kv_heads, D}).index_copy_(0, step.write_dst, flat(k));
-    vc.view({-1, kv_heads, D}).index_copy_(0, step.write_dst, flat(v));
+    if (!cache_written) {
+      const auto flat = [&](const at::Tensor& t) {
+        at::Tensor rows = t.transpose(1, 2).reshape({B * T, kv_heads, D});
+        return step.write_src.defined() ? rows.index_select(0, step.write_src) : rows;  // undefined: every row
+      };
+      kc.view({-1, kv_heads, D}).index_copy_(0, step.write_dst, flat(k));
+      vc.view({-1, kv_heads, D}).index_copy_(0, step.write_dst, flat(v));
+    }
     if (step.first_slot >= 0) {  // consecutive slots: read the cache in place
       k = kc.narrow(0, step.first_slot, B).narrow(1, 0, step.key_len).transpose(1, 2);
       v = vc.narrow(0, step.first_slot, B).narrow(1, 0, step.key_len).transpose(1, 2);
@@ -210,7 +249,7 @@ at::Tensor Decoder::self_attention(int64_t l, const at::Tensor& x, Step& step) c
   const int64_t window = spec.sliding ? spec.window : 0;
   at::Tensor out = attention(q, k, v, step.mask(window), params, backend_,
                              step.bias(window, heads, kv_heads, q.scalar_type(), params, backend_));
-  out = at::linear(out.transpose(1, 2).reshape({B, q.size(2), heads * D}), w.o);
+  out = linear(out.transpose(1, 2).reshape({B, q.size(2), heads * D}), w.o);
   collectives().all_reduce_sum(out);
   return out;
 }
@@ -221,7 +260,7 @@ at::Tensor Decoder::mlp(int64_t l, const at::Tensor& x) const {
   at::Tensor activated;
   if (fused_ops_) {
     // One GEMM for gate and up (stacked weights), then one kernel where it applies.
-    const at::Tensor gate_up = at::linear(x, w.gate_up);
+    const at::Tensor gate_up = linear(x, w.gate_up);
     if (fused_ops_apply(gate_up)) {
       activated = fused_gated_activation(gate_up, gelu);
     } else {
@@ -230,27 +269,29 @@ at::Tensor Decoder::mlp(int64_t l, const at::Tensor& x) const {
       activated = (gelu ? at::gelu(gate, "tanh") : at::silu(gate)) * gate_up.narrow(-1, I, I);
     }
   } else {
-    const at::Tensor gate = at::linear(x, w.gate);
-    activated = (gelu ? at::gelu(gate, "tanh") : at::silu(gate)) * at::linear(x, w.up);
+    const at::Tensor gate = linear(x, w.gate);
+    activated = (gelu ? at::gelu(gate, "tanh") : at::silu(gate)) * linear(x, w.up);
   }
-  at::Tensor out = at::linear(activated, w.down);
+  at::Tensor out = linear(activated, w.down);
   collectives().all_reduce_sum(out);
   return out;
 }
 
-at::Tensor Decoder::block(int64_t l, const at::Tensor& h, Step& step) const {
+Decoder::Residual Decoder::block(int64_t l, const Residual& in, Step& step) const {
   const auto& w = weights_->layers[l];
-  at::Tensor attn = self_attention(l, rms_norm(h, w.attn_norm), step);
+  // The previous block's last residual addition happens here, with this block's first norm.
+  const auto [h, attn_in] = add_rms_norm(in.h, in.pending, w.attn_norm);
+  at::Tensor attn = self_attention(l, attn_in, step);
   if (config_.sandwich_norms) attn = rms_norm(attn, w.post_attn_norm);
   // With queries at some rows only, the block continues at those rows.
-  at::Tensor residual = step.at_query_rows(h) + attn;
-  at::Tensor mlp_out = mlp(l, rms_norm(residual, w.mlp_norm));
+  auto [residual, mlp_in] = add_rms_norm(step.at_query_rows(h), attn, w.mlp_norm);
+  at::Tensor mlp_out = mlp(l, mlp_in);
   if (config_.sandwich_norms) mlp_out = rms_norm(mlp_out, w.post_mlp_norm);
-  return residual + mlp_out;
+  return {std::move(residual), std::move(mlp_out)};
 }
 
 at::Tensor Decoder::lm_head(const at::Tensor& normed) const {
-  at::Tensor logits = at::linear(normed, weights_->lm_head);
+  at::Tensor logits = linear(normed, weights_->lm_head);
   const double cap = config_.final_logit_softcapping;
   if (cap > 0) logits = at::tanh(logits / cap) * cap;
   return logits.to(at::kFloat);
@@ -272,6 +313,10 @@ ForwardOutput Decoder::forward(const TokenBatch& batch, const ForwardRequest& re
   if (deepest < 0) return out;
   GPUJOB_CHECK(batch.input_ids.dim() == 2 && batch.input_ids.size(0) == static_cast<int64_t>(batch.lengths.size()),
                "forward: input_ids must be [batch, tokens] with one length per row");
+  const auto requested = [&](int64_t index) {
+    return std::find(request.hidden_indices.begin(), request.hidden_indices.end(), index) !=
+           request.hidden_indices.end();
+  };
   const auto store = [&](int64_t index, const at::Tensor& h) {
     for (size_t k = 0; k < request.hidden_indices.size(); ++k)
       if (request.hidden_indices[k] == index) out.hidden[k] = h;
@@ -292,17 +337,20 @@ ForwardOutput Decoder::forward(const TokenBatch& batch, const ForwardRequest& re
   step.key_len = T;
   step.plain_causal = true;
 
-  at::Tensor h = embed(ids);
-  store(0, h);
+  Residual r{embed(ids), {}};
+  store(0, r.h);
   const int64_t blocks = std::min(deepest, n_layers);
   const bool rows_only = !request.deepest_rows.empty() && blocks > 0;
   for (int64_t l = 0; l < blocks; ++l) {
     if (rows_only && l + 1 == blocks) select_query_rows(batch, request.deepest_rows, step);
-    h = block(l, h, step);
-    if (l + 1 < n_layers) store(l + 1, h);
+    r = block(l, r, step);
+    if (l + 1 < n_layers && requested(l + 1)) {
+      r = {settle(r), {}};
+      store(l + 1, r.h);
+    }
   }
   if (deepest == n_layers) {  // HF's last hidden state is after the final norm
-    at::Tensor normed = rms_norm(h, weights_->final_norm);
+    const at::Tensor normed = add_rms_norm(r.h, r.pending, weights_->final_norm).second;
     store(n_layers, normed);
     if (request.logits) out.logits = lm_head(normed);
   }
@@ -370,7 +418,7 @@ at::Tensor Decoder::forward_cached(KvCache& cache, const std::vector<int64_t>& s
   }
 
   // Host-side index tables, moved to the device once per call.
-  std::vector<int64_t> ids(B * T, 0), positions(B * T), src, dst;
+  std::vector<int64_t> ids(B * T, 0), positions(B * T), src, dst, cache_rows(B * T, -1);
   int64_t key_len = 0;
   for (int64_t b = 0; b < B; ++b) {
     const int64_t start = cache.length(slots[b]);
@@ -383,6 +431,7 @@ at::Tensor Decoder::forward_cached(KvCache& cache, const std::vector<int64_t>& s
         ids[b * T + i] = new_tokens[b][i];
         src.push_back(b * T + i);
         dst.push_back(slots[b] * cache.max_len() + start + i);
+        cache_rows[b * T + i] = dst.back();
       }
     }
     key_len = std::max(key_len, start + n);
@@ -400,13 +449,17 @@ at::Tensor Decoder::forward_cached(KvCache& cache, const std::vector<int64_t>& s
   if (consecutive) step.first_slot = slots[0];
   step.write_src = on_device(src, {static_cast<int64_t>(src.size())});
   step.write_dst = on_device(dst, {static_cast<int64_t>(dst.size())});
+  step.cache_rows = on_device(cache_rows, {B * T});
 
-  at::Tensor h = embed(on_device(ids, {B, T}));
-  for (int64_t l = 0; l < config_.num_layers; ++l) h = block(l, h, step);
+  Residual r{embed(on_device(ids, {B, T})), {}};
+  for (int64_t l = 0; l < config_.num_layers; ++l) r = block(l, r, step);
   std::vector<int64_t> last(B);
   for (int64_t b = 0; b < B; ++b) last[b] = b * T + static_cast<int64_t>(new_tokens[b].size()) - 1;
-  at::Tensor h_last = h.reshape({B * T, -1}).index_select(0, on_device(last, {B}));
-  at::Tensor logits = lm_head(rms_norm(h_last, weights_->final_norm));
+  const at::Tensor last_rows = on_device(last, {B});
+  const auto at_last = [&](const at::Tensor& t) {
+    return t.defined() ? t.reshape({B * T, -1}).index_select(0, last_rows) : t;
+  };
+  at::Tensor logits = lm_head(add_rms_norm(at_last(r.h), at_last(r.pending), weights_->final_norm).second);
   for (int64_t b = 0; b < B; ++b)
     cache.set_length(slots[b], cache.length(slots[b]) + static_cast<int64_t>(new_tokens[b].size()));
   return logits;
@@ -428,9 +481,10 @@ at::Tensor Decoder::decode_step(KvCache& cache, const at::Tensor& ids, const at:
   step.first_slot = 0;  // every slot, in order: the cache is read in place
   // write_src stays undefined (every row is new); each slot writes at slot * max_len + position.
   step.write_dst = at::arange(S, positions.options()) * cache.max_len() + positions;
-  at::Tensor h = embed(ids.view({S, 1}));
-  for (int64_t l = 0; l < config_.num_layers; ++l) h = block(l, h, step);
-  return lm_head(rms_norm(h.select(1, 0), weights_->final_norm));
+  step.cache_rows = step.write_dst;
+  Residual r{embed(ids.view({S, 1})), {}};
+  for (int64_t l = 0; l < config_.num_layers; ++l) r = block(l, r, step);
+  return lm_head(add_rms_norm(r.h, r.pending, weights_->final_norm).second.select(1, 0));
 }
 
 }  // namespace gpujob::model

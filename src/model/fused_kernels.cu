@@ -2,33 +2,40 @@
 // rounds to the element type exactly where the unfused ATen expression does, so results match it.
 #include "fused_kernels.cuh"
 
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-
-#include <stdexcept>
-#include <string>
+#include "kernel_types.cuh"
 
 namespace gpujob::model::kernels {
 namespace {
 
-__device__ __forceinline__ float to_float(float v) { return v; }
-__device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
-__device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
-
-template <typename T>
-__device__ __forceinline__ T from_float(float v);
-template <>
-__device__ __forceinline__ float from_float<float>(float v) { return v; }
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
-template <>
-__device__ __forceinline__ __half from_float<__half>(float v) { return __float2half_rn(v); }
-
-// Rounds a float32 value to T and back: the value an intermediate tensor of type T holds.
-template <typename T>
-__device__ __forceinline__ float rounded(float v) { return to_float(from_float<T>(v)); }
+using detail::dispatch;
+using detail::from_float;
+using detail::rounded;
+using detail::to_float;
+using detail::warp_sum;
 
 constexpr int kNormThreads = 256;
+
+// Sum over the kNormThreads threads of a block, every thread receiving it.
+__device__ __forceinline__ float block_sum(float v) {
+  __shared__ float warp_sums[kNormThreads / 32];
+  __shared__ float total;
+  v = warp_sum(v);
+  if ((threadIdx.x & 31) == 0) warp_sums[threadIdx.x / 32] = v;
+  __syncthreads();
+  if (threadIdx.x < 32) {
+    const float t = warp_sum(threadIdx.x < kNormThreads / 32 ? warp_sums[threadIdx.x] : 0.f);
+    if (threadIdx.x == 0) total = t;
+  }
+  __syncthreads();
+  return total;
+}
+
+// One normalised element as the unfused RMSNorm writes it: Llama/Qwen scale the rounded value by
+// w in the model dtype, Gemma scales by (w + offset) in float32 and rounds once.
+template <typename T>
+__device__ __forceinline__ T norm_value(float normed, float w, float offset) {
+  return offset != 0.f ? from_float<T>(normed * (w + offset)) : from_float<T>(w * rounded<T>(normed));
+}
 
 template <typename T>
 __global__ void rms_norm_kernel(const T* __restrict__ x, const T* __restrict__ weight, T* __restrict__ out,
@@ -40,23 +47,80 @@ __global__ void rms_norm_kernel(const T* __restrict__ x, const T* __restrict__ w
     const float v = to_float(in[i]);
     sum += v * v;
   }
-  // Block reduction: warps by shuffle, then the warp totals.
-  __shared__ float warp_sums[kNormThreads / 32];
-  for (int d = 16; d > 0; d /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, d);
-  if ((threadIdx.x & 31) == 0) warp_sums[threadIdx.x / 32] = sum;
-  __syncthreads();
-  __shared__ float inv_rms;
-  if (threadIdx.x < 32) {
-    float total = threadIdx.x < blockDim.x / 32 ? warp_sums[threadIdx.x] : 0.f;
-    for (int d = 16; d > 0; d /= 2) total += __shfl_xor_sync(0xffffffffu, total, d);
-    if (threadIdx.x == 0) inv_rms = rsqrtf(total / static_cast<float>(hidden) + eps);
-  }
-  __syncthreads();
+  const float inv_rms = rsqrtf(block_sum(sum) / static_cast<float>(hidden) + eps);
   T* o = out + row * hidden;
+  for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x)
+    o[i] = norm_value<T>(to_float(in[i]) * inv_rms, to_float(weight[i]), offset);
+}
+
+// sum is written and read back by the same thread, so it is not declared __restrict__.
+template <typename T>
+__global__ void add_rms_norm_kernel(const T* __restrict__ a, const T* __restrict__ b, const T* __restrict__ weight,
+                                    T* sum, T* __restrict__ out, int64_t hidden, float eps, float offset) {
+  const int64_t base = static_cast<int64_t>(blockIdx.x) * hidden;
+  float squares = 0.f;
   for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x) {
-    const float normed = to_float(in[i]) * inv_rms;
-    const float w = to_float(weight[i]);
-    o[i] = offset != 0.f ? from_float<T>(normed * (w + offset)) : from_float<T>(w * rounded<T>(normed));
+    const float v = rounded<T>(to_float(a[base + i]) + to_float(b[base + i]));
+    sum[base + i] = from_float<T>(v);
+    squares += v * v;
+  }
+  const float inv_rms = rsqrtf(block_sum(squares) / static_cast<float>(hidden) + eps);
+  for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x)
+    out[base + i] = norm_value<T>(to_float(sum[base + i]) * inv_rms, to_float(weight[i]), offset);
+}
+
+// One warp per (token, head). Lane l holds elements l, l + 32, ...: with dim a multiple of 64 the
+// element RoPE pairs with (d +- dim / 2) is in the same lane, kPerLane / 2 slots away.
+constexpr int kHeadWarps = 8;
+
+template <typename T, int kPerLane>
+__global__ void attention_inputs_kernel(AttentionInputs in) {
+  const int lane = threadIdx.x & 31;
+  const int64_t warp = static_cast<int64_t>(blockIdx.x) * kHeadWarps + threadIdx.x / 32;
+  const bool cached = in.cache_rows != nullptr;
+  const int64_t per_token = in.heads + in.kv_heads * (cached ? 2 : 1);
+  if (warp >= in.tokens * per_token) return;
+  const int64_t token = warp / per_token, head = warp % per_token, dim = in.dim;
+  const int64_t cache_row = cached ? in.cache_rows[token] : 0;
+  if (cache_row < 0) return;  // a padding token: nothing of it is kept
+  const T* src = static_cast<const T*>(in.qkv) + token * in.token_stride + head * dim;
+  const int64_t cache_row_start = cache_row * in.kv_heads * dim;
+  if (head >= in.heads + in.kv_heads) {  // v, into the cache as it is
+    T* dst = static_cast<T*>(in.v_cache) + cache_row_start + (head - in.heads - in.kv_heads) * dim;
+#pragma unroll
+    for (int j = 0; j < kPerLane; ++j) dst[lane + 32 * j] = src[lane + 32 * j];
+    return;
+  }
+  const bool is_q = head < in.heads;
+  float v[kPerLane];
+#pragma unroll
+  for (int j = 0; j < kPerLane; ++j) v[j] = to_float(src[lane + 32 * j]);
+  const T* norm = static_cast<const T*>(is_q ? in.q_norm : in.k_norm);
+  if (norm != nullptr) {
+    float squares = 0.f;
+#pragma unroll
+    for (int j = 0; j < kPerLane; ++j) squares += v[j] * v[j];
+    const float inv_rms = rsqrtf(warp_sum(squares) / static_cast<float>(dim) + in.eps);
+#pragma unroll
+    for (int j = 0; j < kPerLane; ++j)
+      v[j] = to_float(norm_value<T>(v[j] * inv_rms, to_float(norm[lane + 32 * j]), in.offset));
+  }
+  const T* cos = static_cast<const T*>(in.cos) + token * dim;
+  const T* sin = static_cast<const T*>(in.sin) + token * dim;
+  T* dst;
+  if (is_q) {
+    dst = static_cast<T*>(in.q_out) + (token * in.heads + head) * dim;
+  } else if (cached) {
+    dst = static_cast<T*>(in.k_cache) + cache_row_start + (head - in.heads) * dim;
+  } else {
+    dst = static_cast<T*>(in.k_out) + (token * in.kv_heads + head - in.heads) * dim;
+  }
+  constexpr int kHalf = kPerLane / 2;
+#pragma unroll
+  for (int j = 0; j < kPerLane; ++j) {
+    const int64_t d = lane + 32 * j;
+    const float rotated = j < kHalf ? -v[j + kHalf] : v[j - kHalf];
+    dst[d] = from_float<T>(rounded<T>(v[j] * to_float(cos[d])) + rounded<T>(rotated * to_float(sin[d])));
   }
 }
 
@@ -98,30 +162,9 @@ __global__ void rope_kernel(const T* __restrict__ x, const T* __restrict__ cos, 
   }
 }
 
-void check_launch(const char* what) {
-  const cudaError_t e = cudaGetLastError();
-  if (e != cudaSuccess) throw std::runtime_error(std::string(what) + ": CUDA launch failed: " + cudaGetErrorString(e));
-}
-
 unsigned elementwise_blocks(int64_t n) {
   const int64_t blocks = (n + 255) / 256;
   return static_cast<unsigned>(blocks < 65535 * 8 ? blocks : 65535 * 8);
-}
-
-template <typename T>
-struct Type {
-  using type = T;
-};
-
-// Calls launch(Type<T>{}) with the C++ element type of `type`, then checks the launch.
-template <typename Launch>
-void dispatch(ElementType type, const char* what, Launch&& launch) {
-  switch (type) {
-    case ElementType::kFloat32: launch(Type<float>{}); break;
-    case ElementType::kBFloat16: launch(Type<__nv_bfloat16>{}); break;
-    case ElementType::kFloat16: launch(Type<__half>{}); break;
-  }
-  check_launch(what);
 }
 
 }  // namespace
@@ -134,6 +177,35 @@ void rms_norm(ElementType type, const void* x, const void* weight, void* out, in
     rms_norm_kernel<T><<<static_cast<unsigned>(rows), kNormThreads, 0, stream>>>(
         static_cast<const T*>(x), static_cast<const T*>(weight), static_cast<T*>(out), hidden, rows_per_group,
         group_stride, eps, offset);
+  });
+}
+
+void add_rms_norm(ElementType type, const void* a, const void* b, const void* weight, void* sum, void* out,
+                  int64_t rows, int64_t hidden, float eps, float offset, cudaStream_t stream) {
+  if (rows == 0) return;
+  dispatch(type, "fused add + rms_norm", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    add_rms_norm_kernel<T><<<static_cast<unsigned>(rows), kNormThreads, 0, stream>>>(
+        static_cast<const T*>(a), static_cast<const T*>(b), static_cast<const T*>(weight), static_cast<T*>(sum),
+        static_cast<T*>(out), hidden, eps, offset);
+  });
+}
+
+bool attention_inputs_support(int64_t dim) { return dim == 64 || dim == 128 || dim == 256; }
+
+void attention_inputs(ElementType type, const AttentionInputs& in, cudaStream_t stream) {
+  const int64_t warps = in.tokens * (in.heads + in.kv_heads * (in.cache_rows != nullptr ? 2 : 1));
+  if (warps == 0) return;
+  if (!attention_inputs_support(in.dim))
+    throw std::runtime_error("fused attention inputs: head_dim " + std::to_string(in.dim) + " is not 64, 128 or 256");
+  const auto blocks = static_cast<unsigned>((warps + kHeadWarps - 1) / kHeadWarps);
+  dispatch(type, "fused attention inputs", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    switch (in.dim) {
+      case 64: attention_inputs_kernel<T, 2><<<blocks, kHeadWarps * 32, 0, stream>>>(in); break;
+      case 128: attention_inputs_kernel<T, 4><<<blocks, kHeadWarps * 32, 0, stream>>>(in); break;
+      default: attention_inputs_kernel<T, 8><<<blocks, kHeadWarps * 32, 0, stream>>>(in); break;
+    }
   });
 }
 

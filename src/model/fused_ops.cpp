@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "gpujob/util/error.hpp"
@@ -10,6 +11,7 @@
 #include <ATen/cuda/CUDAContext.h>
 
 #include "fused_kernels.cuh"
+#include "small_batch_linear.cuh"
 #define GPUJOB_FUSED 1
 #else
 #define GPUJOB_FUSED 0
@@ -110,7 +112,115 @@ at::Tensor fused_rope(const at::Tensor& x_in, const at::Tensor& cos, const at::T
   return out;
 }
 
+std::pair<at::Tensor, at::Tensor> fused_add_rms_norm(const at::Tensor& a, const at::Tensor& b, const at::Tensor& weight,
+                                                     double eps, double offset) {
+  require(a, a, "a");
+  require(b, a, "b");
+  require(weight, a, "the norm weight");
+  GPUJOB_CHECK(a.sizes() == b.sizes(), "fused add + rms_norm: shapes ", a.sizes(), " and ", b.sizes(), " differ");
+  const int64_t hidden = a.size(-1);
+  GPUJOB_CHECK(weight.numel() == hidden, "fused add + rms_norm: weight has ", weight.numel(), " elements for rows of ",
+               hidden);
+  at::Tensor sum = at::empty(a.sizes(), a.options()), out = at::empty(a.sizes(), a.options());
+  kernels::add_rms_norm(element_type(a), a.data_ptr(), b.data_ptr(), weight.data_ptr(), sum.data_ptr(),
+                        out.data_ptr(), a.numel() / hidden, hidden, static_cast<float>(eps),
+                        static_cast<float>(offset), at::cuda::getCurrentCUDAStream());
+  return {sum, out};
+}
+
+bool fused_linear_apply(const at::Tensor& x, const at::Tensor& w) {
+  if (!fused_ops_apply(x) || !w.is_cuda() || w.scalar_type() != x.scalar_type() || w.device() != x.device() ||
+      w.dim() != 2 || !w.is_contiguous() || !x.is_contiguous() || x.dim() < 1 || x.size(-1) != w.size(1))
+    return false;
+  const int64_t rows = x.numel() / std::max<int64_t>(x.size(-1), 1);
+  return kernels::small_batch_linear_support(rows, w.size(1), x.element_size(), x.data_ptr(), w.data_ptr());
+}
+
+at::Tensor fused_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias) {
+  GPUJOB_CHECK(fused_linear_apply(x, w), "fused linear: x ", x.sizes(), " (", x.scalar_type(), ") and w ", w.sizes(),
+               " are not operands of the small-batch kernel (at most ", kernels::kSmallBatchMaxRows,
+               " contiguous rows, 16-byte rows, one CUDA dtype)");
+  if (bias.defined()) require(bias, x, "the bias");
+  const int64_t in = w.size(1), out_features = w.size(0);
+  GPUJOB_CHECK(!bias.defined() || bias.numel() == out_features, "fused linear: bias has ", bias.numel(),
+               " elements for ", out_features, " outputs");
+  std::vector<int64_t> sizes(x.sizes().begin(), x.sizes().end());
+  sizes.back() = out_features;
+  at::Tensor out = at::empty(sizes, x.options());
+  kernels::small_batch_linear(element_type(x), x.data_ptr(), w.data_ptr(), bias.defined() ? bias.data_ptr() : nullptr,
+                              out.data_ptr(), x.numel() / in, out_features, in, at::cuda::getCurrentCUDAStream());
+  return out;
+}
+
+bool fused_attention_inputs_apply(const at::Tensor& qkv, int64_t head_dim) {
+  return fused_ops_apply(qkv) && qkv.is_contiguous() && kernels::attention_inputs_support(head_dim);
+}
+
+std::pair<at::Tensor, at::Tensor> fused_attention_inputs(const at::Tensor& qkv, int64_t heads, int64_t kv_heads,
+                                                         int64_t head_dim, const at::Tensor& q_norm,
+                                                         const at::Tensor& k_norm, double eps, double offset,
+                                                         const at::Tensor& cos, const at::Tensor& sin,
+                                                         const KvCacheRows* cache) {
+  GPUJOB_CHECK(fused_attention_inputs_apply(qkv, head_dim), "fused attention inputs: qkv ", qkv.sizes(),
+               " must be a contiguous CUDA tensor and head_dim ", head_dim, " 64, 128 or 256");
+  GPUJOB_CHECK(qkv.dim() == 3 && qkv.size(2) == (heads + 2 * kv_heads) * head_dim,
+               "fused attention inputs: qkv ", qkv.sizes(), " is not [batch, tokens, (", heads, " + 2 * ", kv_heads,
+               ") * ", head_dim, "]");
+  const int64_t B = qkv.size(0), T = qkv.size(1);
+  require(cos, qkv, "cos");
+  require(sin, qkv, "sin");
+  GPUJOB_CHECK(cos.numel() == B * T * head_dim && sin.numel() == cos.numel(), "fused attention inputs: cos ",
+               cos.sizes(), " and sin ", sin.sizes(), " are not [", B, ", ", T, ", ", head_dim, "]");
+  if (q_norm.defined()) require(q_norm, qkv, "q_norm");
+  if (k_norm.defined()) require(k_norm, qkv, "k_norm");
+  kernels::AttentionInputs in;
+  in.qkv = qkv.data_ptr();
+  in.tokens = B * T;
+  in.heads = heads;
+  in.kv_heads = kv_heads;
+  in.dim = head_dim;
+  in.token_stride = qkv.size(2);
+  in.q_norm = q_norm.defined() ? q_norm.data_ptr() : nullptr;
+  in.k_norm = k_norm.defined() ? k_norm.data_ptr() : nullptr;
+  in.eps = static_cast<float>(eps);
+  in.offset = static_cast<float>(offset);
+  in.cos = cos.data_ptr();
+  in.sin = sin.data_ptr();
+  at::Tensor q = at::empty({B, T, heads, head_dim}, qkv.options()), k;
+  in.q_out = q.data_ptr();
+  if (cache != nullptr) {
+    require(cache->keys, qkv, "the key cache");
+    require(cache->values, qkv, "the value cache");
+    GPUJOB_CHECK(cache->rows.is_cuda() && cache->rows.scalar_type() == at::kLong && cache->rows.is_contiguous() &&
+                     cache->rows.numel() == B * T,
+                 "fused attention inputs: cache rows must be int64 [", B * T, "] on the device");
+    in.cache_rows = cache->rows.data_ptr<int64_t>();
+    in.k_cache = cache->keys.data_ptr();
+    in.v_cache = cache->values.data_ptr();
+  } else {
+    k = at::empty({B, T, kv_heads, head_dim}, qkv.options());
+    in.k_out = k.data_ptr();
+  }
+  kernels::attention_inputs(element_type(qkv), in, at::cuda::getCurrentCUDAStream());
+  return {q, k};
+}
+
 #else
+
+std::pair<at::Tensor, at::Tensor> fused_add_rms_norm(const at::Tensor&, const at::Tensor&, const at::Tensor&, double,
+                                                     double) {
+  fail("fused ops are built only with a CUDA libtorch");
+}
+bool fused_linear_apply(const at::Tensor&, const at::Tensor&) { return false; }
+at::Tensor fused_linear(const at::Tensor&, const at::Tensor&, const at::Tensor&) {
+  fail("fused ops are built only with a CUDA libtorch");
+}
+bool fused_attention_inputs_apply(const at::Tensor&, int64_t) { return false; }
+std::pair<at::Tensor, at::Tensor> fused_attention_inputs(const at::Tensor&, int64_t, int64_t, int64_t,
+                                                         const at::Tensor&, const at::Tensor&, double, double,
+                                                         const at::Tensor&, const at::Tensor&, const KvCacheRows*) {
+  fail("fused ops are built only with a CUDA libtorch");
+}
 
 at::Tensor fused_rms_norm(const at::Tensor&, const at::Tensor&, double, double) {
   fail("fused ops are built only with a CUDA libtorch");

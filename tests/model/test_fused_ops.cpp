@@ -116,3 +116,147 @@ TEST_CASE("a decoder with fused kernels gives the logits of the unfused one, eve
     CHECK(tiny::relative_error(fused.cpu(), plain.cpu()) < (type == at::kFloat ? 1e-5 : 2e-2));
   }
 }
+
+TEST_CASE("fused residual addition + RMSNorm equals the sum and the norm of it, both weight conventions") {
+  if (!have_gpu()) return;
+  at::manual_seed(7);
+  for (const auto type : kTypes)
+  for (const double offset : {0.0, 1.0}) {
+    INFO("dtype " << type << ", offset " << offset);
+    const auto opts = at::TensorOptions().device(at::kCUDA).dtype(at::kFloat);
+    const at::Tensor a = (at::randn({3, 5, 200}, opts) * 3).to(type), b = at::randn({3, 5, 200}, opts).to(type);
+    const at::Tensor w = at::randn({200}, opts).to(type);
+    const at::Tensor sum = a + b;
+    const at::Tensor sf = sum.to(at::kFloat);
+    const at::Tensor normed = sf * at::rsqrt(sf.pow(2).mean(-1, true) + 1e-6);
+    const at::Tensor want = offset != 0 ? (normed * (w.to(at::kFloat) + offset)).to(type) : w * normed.to(type);
+    const auto [got_sum, got] = fused_add_rms_norm(a, b, w, 1e-6, offset);
+    CHECK(steps_apart(got_sum, sum) == 0);
+    CHECK(steps_apart(got, want) <= 1.01);
+  }
+}
+
+TEST_CASE("the small-batch linear kernel equals a float64 product for 1 to 8 rows, with and without bias") {
+  if (!have_gpu()) return;
+  at::manual_seed(8);
+  // Tolerance of max |error| / max |result|: one rounding to the dtype plus float32 sums.
+  const auto tolerance = [](at::ScalarType t) { return t == at::kBFloat16 ? 8e-3 : t == at::kHalf ? 1e-3 : 1e-5; };
+  for (const auto type : kTypes)
+  for (const int64_t in : {64, 520, 4096})   // 520: vectors past the unrolled loop
+  for (const int64_t rows : {1, 2, 3, 5, 8})
+  for (const bool with_bias : {false, true}) {
+    INFO("dtype " << type << ", in " << in << ", rows " << rows << (with_bias ? ", bias" : ""));
+    const auto opts = at::TensorOptions().device(at::kCUDA).dtype(at::kFloat);
+    const int64_t out = 1003;  // not a multiple of the features per block
+    const at::Tensor x = at::randn({rows, 1, in}, opts).to(type), w = at::randn({out, in}, opts).to(type);
+    const at::Tensor bias = with_bias ? at::randn({out}, opts).to(type) : at::Tensor();
+    REQUIRE(fused_linear_apply(x, w));
+    const at::Tensor got = fused_linear(x, w, bias);
+    REQUIRE(got.sizes() == at::IntArrayRef({rows, 1, out}));
+    at::Tensor want = at::matmul(x.to(at::kDouble), w.to(at::kDouble).t());
+    if (with_bias) want = want + bias.to(at::kDouble);
+    CHECK(tiny::relative_error(got.cpu(), want.cpu()) < tolerance(type));
+    // cuBLAS's own result is as far from float64.
+    CHECK(tiny::relative_error(at::linear(x, w, bias).cpu(), want.cpu()) < tolerance(type));
+  }
+  const auto opts = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
+  const at::Tensor w = at::randn({16, 64}, opts);
+  CHECK_FALSE(fused_linear_apply(at::randn({9, 64}, opts), w));                  // too many rows
+  CHECK_FALSE(fused_linear_apply(at::randn({65}, opts).narrow(0, 1, 64).view({1, 64}), w));  // misaligned
+  CHECK_FALSE(fused_linear_apply(at::randn({1, 64}, opts), at::randn({64, 16}, opts).t()));  // w not contiguous
+  CHECK_FALSE(fused_linear_apply(at::randn({1, 64}, opts.dtype(at::kFloat)), w));  // dtypes differ
+}
+
+TEST_CASE("fused attention inputs: q/k norms, RoPE and the cache writes of one kernel equal the separate ops") {
+  if (!have_gpu()) return;
+  at::manual_seed(9);
+  const auto opts = at::TensorOptions().device(at::kCUDA).dtype(at::kFloat);
+  for (const auto type : kTypes)
+  for (const int64_t D : {64, 128, 256})
+  for (const int norms : {0, 1, 2}) {  // none; Llama-style weights (offset 0); Gemma's 1 + w
+    INFO("dtype " << type << ", head_dim " << D << ", norms " << norms);
+    const int64_t B = 2, T = 3, H = 4, KV = 2;
+    const double offset = norms == 2 ? 1.0 : 0.0;
+    const at::Tensor qkv = (at::randn({B, T, (H + 2 * KV) * D}, opts) * 2).to(type);
+    const at::Tensor q_norm = norms ? at::randn({D}, opts).to(type) : at::Tensor();
+    const at::Tensor k_norm = norms ? at::randn({D}, opts).to(type) : at::Tensor();
+    const at::Tensor angle = at::randn({B, T, D}, opts) * 10;
+    const at::Tensor cos = angle.cos().to(type), sin = angle.sin().to(type);
+    // The unfused ops: per-head RMSNorm (ATen), then RoPE (ATen).
+    const auto norm = [&](const at::Tensor& x, const at::Tensor& w) {
+      if (!w.defined()) return x;
+      const at::Tensor xf = x.to(at::kFloat);
+      const at::Tensor normed = xf * at::rsqrt(xf.pow(2).mean(-1, true) + 1e-6);
+      return offset != 0 ? (normed * (w.to(at::kFloat) + offset)).to(type) : w * normed.to(type);
+    };
+    const auto rope = [&](const at::Tensor& x) {  // x [B, T, heads, D]
+      const at::Tensor rotated = at::cat({-x.narrow(-1, D / 2, D / 2), x.narrow(-1, 0, D / 2)}, -1);
+      return x * cos.unsqueeze(2) + rotated * sin.unsqueeze(2);
+    };
+    const at::Tensor q_want = rope(norm(qkv.narrow(-1, 0, H * D).view({B, T, H, D}), q_norm));
+    const at::Tensor k_want = rope(norm(qkv.narrow(-1, H * D, KV * D).view({B, T, KV, D}), k_norm));
+    const at::Tensor v_want = qkv.narrow(-1, (H + KV) * D, KV * D).view({B, T, KV, D});
+
+    const auto [q, k] = fused_attention_inputs(qkv, H, KV, D, q_norm, k_norm, 1e-6, offset, cos, sin, nullptr);
+    CHECK(steps_apart(q, q_want) <= 1.01);
+    CHECK(steps_apart(k, k_want) <= 1.01);
+
+    // With a cache: token t's k and v land in row rows[t]; a negative row is skipped.
+    const std::vector<int64_t> row_list = {7, -1, 0, 3, 4, -1};
+    KvCacheRows cache{at::zeros({8, KV, D}, opts.dtype(type)), at::zeros({8, KV, D}, opts.dtype(type)),
+                      at::tensor(row_list, at::kLong).to(at::kCUDA)};
+    const auto [q2, no_k] = fused_attention_inputs(qkv, H, KV, D, q_norm, k_norm, 1e-6, offset, cos, sin, &cache);
+    CHECK_FALSE(no_k.defined());
+    CHECK(steps_apart(q2, q_want) <= 1.01);
+    at::Tensor written = at::zeros({8}, at::kBool);
+    for (int64_t t = 0; t < B * T; ++t) {
+      if (row_list[t] < 0) continue;
+      CHECK(steps_apart(cache.keys[row_list[t]], k_want.flatten(0, 1)[t]) <= 1.01);
+      CHECK(steps_apart(cache.values[row_list[t]], v_want.flatten(0, 1)[t]) == 0);
+      written[row_list[t]] = true;
+    }
+    for (int64_t r = 0; r < 8; ++r)
+      if (!written[r].item<bool>()) CHECK(cache.keys[r].abs().max().item<double>() == 0);  // untouched
+  }
+}
+
+TEST_CASE("cached prefill and decode steps with the fused work give the unfused logits, every family") {
+  if (!have_gpu()) return;
+  for (const std::string kind : {"llama3", "qwen2", "qwen3", "gemma3", "gemma3_capped"})
+  for (const auto type : {at::kFloat, at::kBFloat16}) {
+    INFO("model " << kind << ", dtype " << type);
+    auto json = tiny::config_for(kind);
+    json["head_dim"] = 64;  // a size the one-kernel attention inputs take
+    const ModelConfig config = parse_model_config(json, "config.json");
+    LoadOptions load;
+    load.device = at::Device(at::kCUDA, 0);
+    load.dtype = type;
+    auto decoder = Decoder::load(tiny::write_checkpoint(json, tiny::random_weights(config, 12)), load);
+    const int64_t V = config.vocab_size;
+    const auto run = [&](bool fused) {
+      decoder->set_fused_ops(fused);
+      KvCache cache = decoder->make_kv_cache(2, 24);
+      std::vector<at::Tensor> logits;
+      // Prefill of unequal lengths (padding rows skip the cache), then one token per call (the
+      // small-batch linear kernel), then decode steps over both slots.
+      logits.push_back(decoder->forward_cached(cache, {0, 1}, {tiny::token_sequence(1, 7, V), tiny::token_sequence(2, 3, V)}).cpu());
+      for (int step = 0; step < 3; ++step)
+        logits.push_back(decoder->forward_cached(cache, {1, 0}, {{(step * 5 + 1) % V}, {(step * 3 + 2) % V}}).cpu());
+      for (int step = 0; step < 3; ++step) {
+        const std::vector<int64_t> ids = {(step * 7 + 4) % V, (step + 9) % V};
+        const std::vector<int64_t> positions = {cache.length(0), cache.length(1)};
+        const int64_t longest = std::max(positions[0], positions[1]) + 1;
+        logits.push_back(decoder->decode_step(cache, at::tensor(ids, at::kLong).to(at::kCUDA),
+                                              at::tensor(positions, at::kLong).to(at::kCUDA),
+                                              decoder->attended_key_length(longest, 24)).cpu());
+        for (int64_t s = 0; s < 2; ++s) cache.set_length(s, cache.length(s) + 1);
+      }
+      return logits;
+    };
+    const auto fused = run(true), plain = run(false);
+    for (size_t i = 0; i < fused.size(); ++i) {
+      INFO("call " << i);
+      CHECK(tiny::relative_error(fused[i], plain[i]) < (type == at::kFloat ? 1e-5 : 2e-2));
+    }
+  }
+}

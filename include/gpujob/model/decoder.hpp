@@ -8,6 +8,7 @@
 #include <ATen/ATen.h>
 
 #include <memory>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -116,13 +117,24 @@ class Decoder {
 
  private:
   struct Step;
+  // The residual stream between blocks: h plus, when the addition is left to the next norm (one
+  // kernel makes both, add_rms_norm), the last block's MLP output.
+  struct Residual {
+    at::Tensor h, pending;
+  };
   Collectives& collectives() const;
   at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight) const;
+  // {h + delta, rms_norm(h + delta)}; delta undefined: {h, rms_norm(h)}.
+  std::pair<at::Tensor, at::Tensor> add_rms_norm(const at::Tensor& h, const at::Tensor& delta,
+                                                 const at::Tensor& weight) const;
+  static at::Tensor settle(const Residual& r) { return r.pending.defined() ? r.h + r.pending : r.h; }
+  // at::linear, or with the fused work the small-batch kernel where it applies (decode steps).
+  at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias = {}) const;
   void check_cache(const KvCache& cache, const char* caller) const;
   at::Tensor embed(const at::Tensor& ids) const;
   at::Tensor self_attention(int64_t layer, const at::Tensor& x, Step& step) const;
   at::Tensor mlp(int64_t layer, const at::Tensor& x) const;
-  at::Tensor block(int64_t layer, const at::Tensor& h, Step& step) const;
+  Residual block(int64_t layer, const Residual& in, Step& step) const;
   // Makes the step's next block compute queries only at `rows` (ForwardRequest::deepest_rows).
   void select_query_rows(const TokenBatch& batch, const std::vector<std::vector<int64_t>>& rows, Step& step) const;
   at::Tensor lm_head(const at::Tensor& normed) const;

@@ -6,6 +6,8 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <utility>
+
 namespace gpujob::model {
 
 // True in a CUDA build, where the functions below exist; they take CUDA tensors only.
@@ -27,5 +29,39 @@ at::Tensor fused_gated_activation(const at::Tensor& gate_up, bool gelu_tanh);
 // x * cos + rotate_half(x) * sin, each product rounded as ATen rounds it. x may be a column block
 // of a wider tensor (read in place); the result is contiguous [batch, tokens, heads, dim].
 at::Tensor fused_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
+
+// round(a + b) and RMSNorm of it (as fused_rms_norm) in one pass over a and b, both contiguous of
+// one shape: the residual addition of a block and the norm that follows it. Returns {sum, normed}.
+std::pair<at::Tensor, at::Tensor> fused_add_rms_norm(const at::Tensor& a, const at::Tensor& b, const at::Tensor& weight,
+                                                     double eps, double offset);
+
+// Whether fused_linear takes x and w: CUDA tensors of one dtype, x's rows (every dimension but the
+// last) at most 8, w contiguous [out, in], the row length a multiple of 16 bytes. Above that
+// size a GEMM library is the better kernel.
+bool fused_linear_apply(const at::Tensor& x, const at::Tensor& w);
+
+// at::linear(x, w, bias) for the few rows of a decode step: a kernel that reads each weight once
+// at full memory bandwidth, float32 sums rounded once. Only where fused_linear_apply holds.
+at::Tensor fused_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias);
+
+// Where fused_attention_inputs writes k and v: rows of the KV cache tensors (each [..., kv_heads,
+// head_dim] contiguous), rows[t] (int64, one per token; negative: skip the token) for token t.
+struct KvCacheRows {
+  at::Tensor keys, values, rows;
+};
+
+// Whether fused_attention_inputs takes heads of this size (64, 128 or 256).
+bool fused_attention_inputs_apply(const at::Tensor& qkv, int64_t head_dim);
+
+// From a stacked q/k/v output [batch, tokens, (heads + 2 * kv_heads) * head_dim] (contiguous): q
+// and k RMS-normed per head when q_norm / k_norm are defined (weight [head_dim], offset as in
+// fused_rms_norm), then rotated with cos, sin [batch, tokens, head_dim]; one kernel for all of it.
+// Returns {q [batch, tokens, heads, head_dim], k [batch, tokens, kv_heads, head_dim]}. With
+// `cache`, k and the unchanged v go into its rows instead and the returned k is undefined.
+std::pair<at::Tensor, at::Tensor> fused_attention_inputs(const at::Tensor& qkv, int64_t heads, int64_t kv_heads,
+                                                         int64_t head_dim, const at::Tensor& q_norm,
+                                                         const at::Tensor& k_norm, double eps, double offset,
+                                                         const at::Tensor& cos, const at::Tensor& sin,
+                                                         const KvCacheRows* cache);
 
 }  // namespace gpujob::model

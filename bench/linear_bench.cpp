@@ -1,0 +1,95 @@
+// Linear layers at the row counts of a decode step: cuBLAS (at::linear) against gpujob's
+// small-batch kernel (fused_linear), as weight bytes read per second, for BENCHMARKS.md. Each
+// variant runs from a CUDA graph of 32 calls over enough copies of the weight that none is still
+// in the L2 cache, so the times are the kernels' own, not the host's launch overhead. The device
+// copy rate (bytes read + written per second, as bench/hf_baselines.py limits measures it) is
+// printed beside them.
+//
+//   linear_bench [OUT:IN ...]      default: the Qwen3-8B layers (q/k/v, o, gate/up, down, LM head)
+#include <ATen/ATen.h>
+#include <ATen/cuda/CUDAGraph.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <cuda_runtime_api.h>
+
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "gpujob/model/fused_ops.hpp"
+
+namespace {
+
+// Seconds per call of fn, replayed from a CUDA graph that holds `calls` calls.
+double seconds_per_call(const std::function<void(int)>& fn, int calls) {
+  c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool();
+  at::cuda::CUDAGraph graph;
+  {
+    c10::cuda::CUDAStreamGuard guard(side);
+    for (int i = 0; i < calls; ++i) fn(i);  // warm-up: cuBLAS handles and workspaces
+    cudaStreamSynchronize(side.stream());
+    graph.capture_begin();
+    for (int i = 0; i < calls; ++i) fn(i);
+    graph.capture_end();
+  }
+  cudaDeviceSynchronize();
+  graph.replay();
+  cudaDeviceSynchronize();
+  cudaEvent_t start, stop;
+  cudaEventCreate(&start);
+  cudaEventCreate(&stop);
+  const int replays = 10;
+  cudaEventRecord(start, at::cuda::getCurrentCUDAStream());
+  for (int r = 0; r < replays; ++r) graph.replay();
+  cudaEventRecord(stop, at::cuda::getCurrentCUDAStream());
+  cudaEventSynchronize(stop);
+  float ms = 0;
+  cudaEventElapsedTime(&ms, start, stop);
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  return ms / 1000.0 / (replays * calls);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace gpujob::model;
+  std::vector<std::pair<int64_t, int64_t>> shapes = {{6144, 4096}, {4096, 4096}, {24576, 4096}, {4096, 12288}, {151936, 4096}};
+  if (argc > 1) {
+    shapes.clear();
+    for (int i = 1; i < argc; ++i) {
+      const std::string s = argv[i];
+      const auto colon = s.find(':');
+      if (colon == std::string::npos) {
+        std::fprintf(stderr, "usage: linear_bench [OUT:IN ...]\n");
+        return 2;
+      }
+      shapes.push_back({std::stoll(s.substr(0, colon)), std::stoll(s.substr(colon + 1))});
+    }
+  }
+  const auto opts = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
+  {
+    const at::Tensor a = at::empty({int64_t{1} << 29}, opts), b = at::empty_like(a);  // 1 GiB each
+    const double s = seconds_per_call([&](int i) { (i % 2 ? a : b).copy_(i % 2 ? b : a); }, 8);
+    std::printf("device copy: %.0f GB/s (read + write)\n", 2.0 * a.nbytes() / s / 1e9);
+  }
+  std::printf("%-14s %5s %12s %12s %12s %12s\n", "out x in", "rows", "cuBLAS us", "cuBLAS GB/s", "kernel us", "kernel GB/s");
+  for (const auto& [out, in] : shapes) {
+    const double bytes = 2.0 * out * in;
+    const int copies = static_cast<int>(std::max(2.0, 1.5e9 / bytes));  // more than the L2 holds
+    std::vector<at::Tensor> weights;
+    for (int c = 0; c < copies; ++c) weights.push_back(at::randn({out, in}, opts) * 0.02);
+    for (const int64_t rows : {1, 2, 4, 8}) {
+      const at::Tensor x = at::randn({rows, in}, opts);
+      at::Tensor y;
+      const auto call_blas = [&](int i) { y = at::linear(x, weights[i % copies]); };
+      const auto call_kernel = [&](int i) { y = fused_linear(x, weights[i % copies], {}); };
+      const double blas = seconds_per_call(call_blas, 32), kernel = seconds_per_call(call_kernel, 32);
+      std::printf("%6lld x %-6lld %5lld %12.1f %12.0f %12.1f %12.0f\n", static_cast<long long>(out),
+                  static_cast<long long>(in), static_cast<long long>(rows), blas * 1e6, bytes / blas / 1e9,
+                  kernel * 1e6, bytes / kernel / 1e9);
+    }
+  }
+  return 0;
+}
