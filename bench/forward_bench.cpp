@@ -4,9 +4,11 @@
 //
 //   forward_bench MODEL_DIR [--layer 13] [--batch 16] [--seq 512] [--position last|all]
 //                 [--dtype bfloat16] [--device cuda] [--iters 10] [--warmup 3] [--fused 1]
+//                 [--trace FILE.json]
 //
 // --fused 0 runs separate q/k/v and gate/up GEMMs and RMSNorm, RoPE and the gated activation as
 // ATen expressions; 1 (default) the stacked GEMMs and the fused CUDA kernels (Decoder::set_fused_ops).
+// --trace writes a device trace of one more batch after the timed ones (bench/trace_summary.py).
 //
 // Prints one line: `gpujob extract layer=13 position=last batch=16 seq=512: 71234 tok/s (...)`.
 #include <ATen/ATen.h>
@@ -15,6 +17,7 @@
 #include <cstdio>
 
 #include "bench_args.hpp"
+#include "kineto_trace.hpp"
 #include "gpujob/model/capture.hpp"
 #include "gpujob/model/decoder.hpp"
 #include "gpujob/model/device.hpp"
@@ -23,9 +26,9 @@ int main(int argc, char** argv) {
   using namespace gpujob;
   const bench::Args args(argc, argv,
                          {{"layer", "13"}, {"batch", "16"}, {"seq", "512"}, {"position", "last"},
-                          {"dtype", "bfloat16"}, {"device", "cuda"}, {"iters", "10"}, {"warmup", "3"}, {"fused", "1"}},
+                          {"dtype", "bfloat16"}, {"device", "cuda"}, {"iters", "10"}, {"warmup", "3"}, {"fused", "1"}, {"trace", ""}},
                          "usage: forward_bench MODEL_DIR [--layer L] [--batch B] [--seq T] [--position last|all] "
-                         "[--dtype bfloat16|float16|float32] [--device cuda|cpu] [--iters N] [--warmup N] [--fused 0|1]");
+                         "[--dtype bfloat16|float16|float32] [--device cuda|cpu] [--iters N] [--warmup N] [--fused 0|1] [--trace FILE.json]");
   model::LoadOptions load;
   load.dtype = args.text("dtype") == "float32" ? at::kFloat : args.text("dtype") == "float16" ? at::kHalf : at::kBFloat16;
   load.device = model::bind_device(args.text("device") == "cuda", 0, 1.0);
@@ -52,5 +55,9 @@ int main(int argc, char** argv) {
               static_cast<long long>(batch), static_cast<long long>(seq), args.text("dtype").c_str(),
               static_cast<long long>(args.integer("fused")), tokens_per_s,
               1e3 * seconds / static_cast<double>(iters));
+  if (!args.text("trace").empty()) {
+    bench::KinetoTrace trace(args.text("trace"));
+    (void)model::forward_capture(*decoder, sequences, request);
+  }
   return 0;
 }

@@ -4,16 +4,19 @@
 //
 //   generate_bench MODEL_DIR [--batch 32] [--prompts 32] [--prompt-len 256] [--new 128]
 //                  [--dtype bfloat16] [--device cuda] [--warmup-prompts 2] [--graphs 1] [--fused 1]
+//                  [--trace FILE.json]
 //
 // --graphs 0 decodes every step eagerly per call (Decoder::forward_cached); 1 (default) lets the
 // generator's slot model replay steps from CUDA graphs as the generate job does. --fused: as in
-// forward_bench (stacked GEMMs and fused kernels, model.fused_kernels).
+// forward_bench (stacked GEMMs and fused kernels, model.fused_kernels). --trace writes a device
+// trace of one more generation of the same prompts after the timed one (bench/trace_summary.py).
 #include <ATen/ATen.h>
 
 #include <chrono>
 #include <cstdio>
 
 #include "bench_args.hpp"
+#include "kineto_trace.hpp"
 #include "gpujob/model/decoder.hpp"
 #include "gpujob/model/device.hpp"
 #include "gpujob/model/decoder_slot_model.hpp"
@@ -23,9 +26,9 @@ int main(int argc, char** argv) {
   using namespace gpujob;
   const bench::Args args(argc, argv,
                          {{"batch", "32"}, {"prompts", "32"}, {"prompt-len", "256"}, {"new", "128"},
-                          {"dtype", "bfloat16"}, {"device", "cuda"}, {"warmup-prompts", "2"}, {"graphs", "1"}, {"fused", "1"}},
+                          {"dtype", "bfloat16"}, {"device", "cuda"}, {"warmup-prompts", "2"}, {"graphs", "1"}, {"fused", "1"}, {"trace", ""}},
                          "usage: generate_bench MODEL_DIR [--batch B] [--prompts N] [--prompt-len T] [--new K] "
-                         "[--dtype bfloat16|float16|float32] [--device cuda|cpu] [--warmup-prompts N] [--graphs 0|1] [--fused 0|1]");
+                         "[--dtype bfloat16|float16|float32] [--device cuda|cpu] [--warmup-prompts N] [--graphs 0|1] [--fused 0|1] [--trace FILE.json]");
   model::LoadOptions load;
   load.dtype = args.text("dtype") == "float32" ? at::kFloat : args.text("dtype") == "float16" ? at::kHalf : at::kBFloat16;
   load.device = model::bind_device(args.text("device") == "cuda", 0, 1.0);
@@ -62,5 +65,9 @@ int main(int argc, char** argv) {
               static_cast<long long>(prompt_len), static_cast<long long>(new_tokens), args.text("dtype").c_str(),
               slots.uses_cuda_graphs() ? "on" : "off", static_cast<long long>(args.integer("fused")),
               static_cast<double>(generated) / seconds, static_cast<long long>(generated), seconds);
+  if (!args.text("trace").empty()) {
+    bench::KinetoTrace trace(args.text("trace"));
+    (void)generator.generate(requests);
+  }
   return 0;
 }

@@ -1,9 +1,9 @@
-// Linear layers at the row counts of a decode step: cuBLAS (at::linear) against gpujob's
-// small-batch kernel (fused_linear), as weight bytes read per second, for BENCHMARKS.md. Each
+// Linear layers at the row counts of a decode step, as weight bytes read per second, for
+// BENCHMARKS.md: cuBLAS (at::linear) at 1 to 8 rows, and gpujob's matrix-vector kernel
+// (fused_linear) at one row, where the decoder uses it. Each
 // variant runs from a CUDA graph of 32 calls over enough copies of the weight that none is still
-// in the L2 cache, so the times are the kernels' own, not the host's launch overhead. The device
-// copy rate (bytes read + written per second, as bench/hf_baselines.py limits measures it) is
-// printed beside them.
+// in the L2 cache, so the times are the kernels' own, not the host's launch overhead (compare
+// with the device copy rate of bench/hf_baselines.py limits).
 //
 //   linear_bench [OUT:IN ...]      default: the Qwen3-8B layers (q/k/v, o, gate/up, down, LM head)
 #include <ATen/ATen.h>
@@ -69,11 +69,6 @@ int main(int argc, char** argv) {
     }
   }
   const auto opts = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
-  {
-    const at::Tensor a = at::empty({int64_t{1} << 29}, opts), b = at::empty_like(a);  // 1 GiB each
-    const double s = seconds_per_call([&](int i) { (i % 2 ? a : b).copy_(i % 2 ? b : a); }, 8);
-    std::printf("device copy: %.0f GB/s (read + write)\n", 2.0 * a.nbytes() / s / 1e9);
-  }
   std::printf("%-14s %5s %12s %12s %12s %12s\n", "out x in", "rows", "cuBLAS us", "cuBLAS GB/s", "kernel us", "kernel GB/s");
   for (const auto& [out, in] : shapes) {
     const double bytes = 2.0 * out * in;
@@ -85,10 +80,14 @@ int main(int argc, char** argv) {
       at::Tensor y;
       const auto call_blas = [&](int i) { y = at::linear(x, weights[i % copies]); };
       const auto call_kernel = [&](int i) { y = fused_linear(x, weights[i % copies], {}); };
-      const double blas = seconds_per_call(call_blas, 32), kernel = seconds_per_call(call_kernel, 32);
-      std::printf("%6lld x %-6lld %5lld %12.1f %12.0f %12.1f %12.0f\n", static_cast<long long>(out),
-                  static_cast<long long>(in), static_cast<long long>(rows), blas * 1e6, bytes / blas / 1e9,
-                  kernel * 1e6, bytes / kernel / 1e9);
+      const double blas = seconds_per_call(call_blas, 32);
+      std::printf("%6lld x %-6lld %5lld %12.1f %12.0f", static_cast<long long>(out), static_cast<long long>(in),
+                  static_cast<long long>(rows), blas * 1e6, bytes / blas / 1e9);
+      if (rows == 1) {
+        const double kernel = seconds_per_call(call_kernel, 32);
+        std::printf(" %12.1f %12.0f", kernel * 1e6, bytes / kernel / 1e9);
+      }
+      std::printf("\n");
     }
   }
   return 0;

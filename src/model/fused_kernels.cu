@@ -81,8 +81,10 @@ __global__ void attention_inputs_kernel(AttentionInputs in) {
   const int64_t per_token = in.heads + in.kv_heads * (cached ? 2 : 1);
   if (warp >= in.tokens * per_token) return;
   const int64_t token = warp / per_token, head = warp % per_token, dim = in.dim;
+  const bool is_q = head < in.heads;
   const int64_t cache_row = cached ? in.cache_rows[token] : 0;
-  if (cache_row < 0) return;  // a padding token: nothing of it is kept
+  // A padding token's k and v are not kept; its q is still written (as the unfused path does).
+  if (!is_q && cache_row < 0) return;
   const T* src = static_cast<const T*>(in.qkv) + token * in.token_stride + head * dim;
   const int64_t cache_row_start = cache_row * in.kv_heads * dim;
   if (head >= in.heads + in.kv_heads) {  // v, into the cache as it is
@@ -91,7 +93,6 @@ __global__ void attention_inputs_kernel(AttentionInputs in) {
     for (int j = 0; j < kPerLane; ++j) dst[lane + 32 * j] = src[lane + 32 * j];
     return;
   }
-  const bool is_q = head < in.heads;
   float v[kPerLane];
 #pragma unroll
   for (int j = 0; j < kPerLane; ++j) v[j] = to_float(src[lane + 32 * j]);

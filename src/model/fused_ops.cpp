@@ -2,7 +2,6 @@
 
 #include <ATen/ATen.h>
 
-#include <algorithm>
 #include <vector>
 
 #include "gpujob/util/error.hpp"
@@ -11,7 +10,7 @@
 #include <ATen/cuda/CUDAContext.h>
 
 #include "fused_kernels.cuh"
-#include "small_batch_linear.cuh"
+#include "matrix_vector.cuh"
 #define GPUJOB_FUSED 1
 #else
 #define GPUJOB_FUSED 0
@@ -130,16 +129,15 @@ std::pair<at::Tensor, at::Tensor> fused_add_rms_norm(const at::Tensor& a, const 
 
 bool fused_linear_apply(const at::Tensor& x, const at::Tensor& w) {
   if (!fused_ops_apply(x) || !w.is_cuda() || w.scalar_type() != x.scalar_type() || w.device() != x.device() ||
-      w.dim() != 2 || !w.is_contiguous() || !x.is_contiguous() || x.dim() < 1 || x.size(-1) != w.size(1))
+      w.dim() != 2 || !w.is_contiguous() || !x.is_contiguous() || x.dim() < 1 || x.size(-1) != w.size(1) ||
+      x.numel() != x.size(-1))
     return false;
-  const int64_t rows = x.numel() / std::max<int64_t>(x.size(-1), 1);
-  return kernels::small_batch_linear_support(rows, w.size(1), x.element_size(), x.data_ptr(), w.data_ptr());
+  return kernels::matrix_vector_support(w.size(1), x.element_size(), x.data_ptr(), w.data_ptr());
 }
 
 at::Tensor fused_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias) {
   GPUJOB_CHECK(fused_linear_apply(x, w), "fused linear: x ", x.sizes(), " (", x.scalar_type(), ") and w ", w.sizes(),
-               " are not operands of the small-batch kernel (at most ", kernels::kSmallBatchMaxRows,
-               " contiguous rows, 16-byte rows, one CUDA dtype)");
+               " are not operands of the matrix-vector kernel (one contiguous row, 16-byte rows, one CUDA dtype)");
   if (bias.defined()) require(bias, x, "the bias");
   const int64_t in = w.size(1), out_features = w.size(0);
   GPUJOB_CHECK(!bias.defined() || bias.numel() == out_features, "fused linear: bias has ", bias.numel(),
@@ -147,8 +145,8 @@ at::Tensor fused_linear(const at::Tensor& x, const at::Tensor& w, const at::Tens
   std::vector<int64_t> sizes(x.sizes().begin(), x.sizes().end());
   sizes.back() = out_features;
   at::Tensor out = at::empty(sizes, x.options());
-  kernels::small_batch_linear(element_type(x), x.data_ptr(), w.data_ptr(), bias.defined() ? bias.data_ptr() : nullptr,
-                              out.data_ptr(), x.numel() / in, out_features, in, at::cuda::getCurrentCUDAStream());
+  kernels::matrix_vector(element_type(x), x.data_ptr(), w.data_ptr(), bias.defined() ? bias.data_ptr() : nullptr,
+                         out.data_ptr(), out_features, in, at::cuda::getCurrentCUDAStream());
   return out;
 }
 

@@ -35,13 +35,13 @@ at::Tensor fused_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tens
 std::pair<at::Tensor, at::Tensor> fused_add_rms_norm(const at::Tensor& a, const at::Tensor& b, const at::Tensor& weight,
                                                      double eps, double offset);
 
-// Whether fused_linear takes x and w: CUDA tensors of one dtype, x's rows (every dimension but the
-// last) at most 8, w contiguous [out, in], the row length a multiple of 16 bytes. Above that
-// size a GEMM library is the better kernel.
+// Whether fused_linear takes x and w: CUDA tensors of one dtype, x a single contiguous row (every
+// dimension but the last of size 1), w contiguous [out, in], the row length a multiple of 16
+// bytes. From two rows on a GEMM library is the better kernel (bench/linear_bench.cpp).
 bool fused_linear_apply(const at::Tensor& x, const at::Tensor& w);
 
-// at::linear(x, w, bias) for the few rows of a decode step: a kernel that reads each weight once
-// at full memory bandwidth, float32 sums rounded once. Only where fused_linear_apply holds.
+// at::linear(x, w, bias) for the one row of a one-sequence decode step: a matrix-vector kernel
+// that streams each weight once, float32 sums rounded once. Only where fused_linear_apply holds.
 at::Tensor fused_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias);
 
 // Where fused_attention_inputs writes k and v: rows of the KV cache tensors (each [..., kv_heads,

@@ -1,0 +1,48 @@
+#!/usr/bin/env python3
+"""Sums a device trace (forward_bench / generate_bench --trace) per CUDA kernel.
+
+    python3 bench/trace_summary.py TRACE.json [--top 25]
+
+Prints each kernel's total time, call count and time per call, largest first, the total kernel
+time, and the span from the first kernel's start to the last one's end (the gaps between them are
+span minus kernel time on one stream).
+"""
+import argparse
+import collections
+import json
+import re
+
+
+def short_name(name):
+    # Template arguments and parameter lists make every instance of one kernel distinct.
+    name = re.sub(r"<.*>", "<>", name)
+    name = re.sub(r"\(.*\)", "", name)
+    return name[:110]
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("trace")
+    parser.add_argument("--top", type=int, default=25)
+    args = parser.parse_args()
+    with open(args.trace) as f:
+        events = json.load(f)["traceEvents"]
+    kernels = [e for e in events if e.get("cat") == "kernel" and "dur" in e]
+    if not kernels:
+        raise SystemExit(f"{args.trace}: no kernel events (was the trace taken with CUDA activity?)")
+    total = collections.defaultdict(float)
+    calls = collections.Counter()
+    for e in kernels:
+        key = short_name(e["name"])
+        total[key] += e["dur"]
+        calls[key] += 1
+    busy = sum(total.values())
+    span = max(e["ts"] + e["dur"] for e in kernels) - min(e["ts"] for e in kernels)
+    print(f"{len(kernels)} kernels, {busy / 1e3:.2f} ms of kernel time in a span of {span / 1e3:.2f} ms")
+    print(f"{'ms':>9} {'share':>6} {'calls':>7} {'us/call':>8}  kernel")
+    for key, t in sorted(total.items(), key=lambda kv: -kv[1])[: args.top]:
+        print(f"{t / 1e3:9.2f} {100 * t / busy:5.1f}% {calls[key]:7d} {t / calls[key]:8.1f}  {key}")
+
+
+if __name__ == "__main__":
+    main()
