@@ -15,6 +15,7 @@ import re
 
 def short_name(name):
     # Template arguments and parameter lists make every instance of one kernel distinct.
+    name = name.replace("(anonymous namespace)::", "")
     name = re.sub(r"<.*>", "<>", name)
     name = re.sub(r"\(.*\)", "", name)
     return name[:110]
@@ -24,6 +25,8 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("trace")
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--sequence", type=int, default=0,
+                        help="also list this many consecutive kernels from the middle of the trace, in order")
     args = parser.parse_args()
     with open(args.trace) as f:
         events = json.load(f)["traceEvents"]
@@ -42,6 +45,12 @@ def main():
     print(f"{'ms':>9} {'share':>6} {'calls':>7} {'us/call':>8}  kernel")
     for key, t in sorted(total.items(), key=lambda kv: -kv[1])[: args.top]:
         print(f"{t / 1e3:9.2f} {100 * t / busy:5.1f}% {calls[key]:7d} {t / calls[key]:8.1f}  {key}")
+    if args.sequence:
+        ordered = sorted(kernels, key=lambda e: e["ts"])
+        middle = len(ordered) // 2
+        print(f"kernels {middle} to {middle + args.sequence} in order (start offset us, duration us):")
+        for e in ordered[middle : middle + args.sequence]:
+            print(f"{e['ts'] - ordered[middle]['ts']:10.1f} {e['dur']:8.1f}  {short_name(e['name'])}")
 
 
 if __name__ == "__main__":
