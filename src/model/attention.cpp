@@ -5,12 +5,18 @@
 
 #include <torch/version.h>
 
+#include <cstdlib>
 #include <limits>
 
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
 #define GPUJOB_HAVE_FUSED_ATTENTION 1
 #else
 #define GPUJOB_HAVE_FUSED_ATTENTION 0
+#endif
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 5)
+#define GPUJOB_HAVE_GQA_ATTENTION 1
+#else
+#define GPUJOB_HAVE_GQA_ATTENTION 0
 #endif
 
 namespace gpujob::model {
@@ -86,9 +92,13 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
   if (takes_fused_path(params, backend)) {
     if (!mask.defined()) {
       // Causal without a mask tensor. Folding query heads into rows (below) would break the
-      // causal order, so keys and values are repeated per query head instead: a copy far
-      // cheaper than the attention itself, and the flash kernel needs no mask.
+      // causal order. From libtorch 2.5 the kernel reads each kv head for its group of query
+      // heads itself (enable_gqa); before, keys and values are repeated per query head.
       const int64_t n_rep = q.size(1) / k.size(1);
+#if GPUJOB_HAVE_GQA_ATTENTION
+      static const bool gqa = std::getenv("GPUJOB_SDPA_GQA") == nullptr || std::getenv("GPUJOB_SDPA_GQA")[0] != '0';
+      if (gqa && n_rep > 1) return at::scaled_dot_product_attention(q, k, v, {}, 0.0, true, params.scale, true);
+#endif
       const auto repeat = [&](const at::Tensor& t) {
         if (n_rep == 1) return t;
         return t.unsqueeze(2).expand({t.size(0), t.size(1), n_rep, t.size(2), t.size(3)})

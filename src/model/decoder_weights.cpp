@@ -1,6 +1,9 @@
 // Loading a decoder's weights: name layout per architecture, shapes from the config, TP slicing.
 #include "gpujob/model/decoder_weights.hpp"
 
+#include <algorithm>
+#include <utility>
+
 #include "gpujob/model/rope.hpp"
 #include "gpujob/model/weight_loader.hpp"
 #include "gpujob/util/error.hpp"
@@ -115,8 +118,21 @@ std::unique_ptr<DecoderWeights> load_decoder_weights(ModelConfig& config,
   }
   loader.check_all_used(config.architecture);
 
-  for (const auto& layer : config.layers)
-    w->inv_freq.push_back(rope_inverse_frequencies(layer.rope, D).to(options.device));
+  // Layers with one rope share one tensor: a forward builds the cos/sin tables once per tensor,
+  // not once per layer (a decode step would otherwise spend a handful of kernels per layer on it).
+  std::vector<std::pair<RopeSpec, at::Tensor>> distinct;
+  const auto same = [](const RopeSpec& a, const RopeSpec& b) {
+    return a.type == b.type && a.theta == b.theta && a.factor == b.factor && a.low_freq_factor == b.low_freq_factor &&
+           a.high_freq_factor == b.high_freq_factor && a.original_max_position == b.original_max_position;
+  };
+  for (const auto& layer : config.layers) {
+    auto found = std::find_if(distinct.begin(), distinct.end(), [&](const auto& d) { return same(d.first, layer.rope); });
+    if (found == distinct.end()) {
+      distinct.emplace_back(layer.rope, rope_inverse_frequencies(layer.rope, D).to(options.device));
+      found = distinct.end() - 1;
+    }
+    w->inv_freq.push_back(found->second);
+  }
   return w;
 }
 

@@ -4,6 +4,9 @@
 
 #include "kernel_types.cuh"
 
+#include <cstdint>
+#include <initializer_list>
+
 namespace gpujob::model::kernels {
 namespace {
 
@@ -15,19 +18,40 @@ using detail::warp_sum;
 
 constexpr int kNormThreads = 256;
 
-// Sum over the kNormThreads threads of a block, every thread receiving it.
+// Sum over the threads of a block (a multiple of 32, at most 1024), every thread receiving it.
 __device__ __forceinline__ float block_sum(float v) {
-  __shared__ float warp_sums[kNormThreads / 32];
+  __shared__ float warp_sums[32];
   __shared__ float total;
   v = warp_sum(v);
   if ((threadIdx.x & 31) == 0) warp_sums[threadIdx.x / 32] = v;
   __syncthreads();
   if (threadIdx.x < 32) {
-    const float t = warp_sum(threadIdx.x < kNormThreads / 32 ? warp_sums[threadIdx.x] : 0.f);
+    const float t = warp_sum(threadIdx.x < blockDim.x / 32 ? warp_sums[threadIdx.x] : 0.f);
     if (threadIdx.x == 0) total = t;
   }
   __syncthreads();
   return total;
+}
+
+// 16 bytes of elements, read and written as one access.
+template <typename T>
+constexpr int kPerVector = static_cast<int>(16 / sizeof(T));
+
+template <typename T>
+struct alignas(16) Vector {
+  T e[kPerVector<T>];
+};
+
+template <typename T>
+__device__ __forceinline__ Vector<T> load_vector(const T* p) {
+  Vector<T> v;
+  *reinterpret_cast<uint4*>(&v) = *reinterpret_cast<const uint4*>(p);
+  return v;
+}
+
+template <typename T>
+__device__ __forceinline__ void store_vector(T* p, const Vector<T>& v) {
+  *reinterpret_cast<uint4*>(p) = *reinterpret_cast<const uint4*>(&v);
 }
 
 // One normalised element as the unfused RMSNorm writes it: Llama/Qwen scale the rounded value by
@@ -67,6 +91,69 @@ __global__ void add_rms_norm_kernel(const T* __restrict__ a, const T* __restrict
   const float inv_rms = rsqrtf(block_sum(squares) / static_cast<float>(hidden) + eps);
   for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x)
     out[base + i] = norm_value<T>(to_float(sum[base + i]) * inv_rms, to_float(weight[i]), offset);
+}
+
+// RMSNorm of rows held in registers: each thread reads up to kNormVectors 16-byte vectors of a
+// row once (with b, the residual addition first, its sum written out), so a row costs one read
+// of each input and one write of each output. Rows come in groups as in rms_norm_kernel.
+constexpr int kNormVectors = 2;
+
+template <typename T>
+__global__ void rms_norm_vector_kernel(const T* __restrict__ a, const T* __restrict__ b, const T* __restrict__ weight,
+                                       T* __restrict__ sum, T* __restrict__ out, int64_t hidden, int64_t rows_per_group,
+                                       int64_t group_stride, float eps, float offset) {
+  constexpr int V = kPerVector<T>;
+  const int64_t row = blockIdx.x, vectors = hidden / V;
+  const int64_t in_start = (row / rows_per_group) * group_stride + (row % rows_per_group) * hidden;
+  const int64_t out_start = row * hidden;
+  float x[kNormVectors][V];
+  float squares = 0.f;
+#pragma unroll
+  for (int k = 0; k < kNormVectors; ++k) {
+    const int64_t at = (threadIdx.x + static_cast<int64_t>(k) * blockDim.x) * V;
+    if (at >= hidden) break;
+    const Vector<T> va = load_vector(a + in_start + at);
+    if (b != nullptr) {
+      const Vector<T> vb = load_vector(b + in_start + at);
+      Vector<T> vs;
+#pragma unroll
+      for (int j = 0; j < V; ++j) {
+        vs.e[j] = from_float<T>(to_float(va.e[j]) + to_float(vb.e[j]));
+        x[k][j] = to_float(vs.e[j]);
+      }
+      store_vector(sum + out_start + at, vs);
+    } else {
+#pragma unroll
+      for (int j = 0; j < V; ++j) x[k][j] = to_float(va.e[j]);
+    }
+#pragma unroll
+    for (int j = 0; j < V; ++j) squares += x[k][j] * x[k][j];
+  }
+  const float inv_rms = rsqrtf(block_sum(squares) / static_cast<float>(hidden) + eps);
+#pragma unroll
+  for (int k = 0; k < kNormVectors; ++k) {
+    const int64_t at = (threadIdx.x + static_cast<int64_t>(k) * blockDim.x) * V;
+    if (at >= hidden) break;
+    const Vector<T> w = load_vector(weight + at);
+    Vector<T> o;
+#pragma unroll
+    for (int j = 0; j < V; ++j) o.e[j] = norm_value<T>(x[k][j] * inv_rms, to_float(w.e[j]), offset);
+    store_vector(out + out_start + at, o);
+  }
+}
+
+// Threads per row for rms_norm_vector_kernel, or 0 when it does not apply (a row length or group
+// stride that is not a whole number of 16-byte vectors, a pointer not 16-byte aligned, a row
+// longer than 1024 threads hold).
+int norm_vector_threads(int64_t hidden, int64_t group_stride, int64_t element_size,
+                        std::initializer_list<const void*> pointers) {
+  const int64_t per_vector = 16 / element_size;
+  if (hidden % per_vector != 0 || group_stride % per_vector != 0) return 0;
+  for (const void* p : pointers)
+    if (reinterpret_cast<std::uintptr_t>(p) % 16 != 0) return 0;
+  const int64_t vectors = hidden / per_vector;
+  const int64_t threads = ((vectors + kNormVectors - 1) / kNormVectors + 31) / 32 * 32;
+  return threads <= 1024 ? static_cast<int>(threads) : 0;
 }
 
 // One warp per (token, head). Lane l holds elements l, l + 32, ...: with dim a multiple of 64 the
@@ -125,6 +212,15 @@ __global__ void attention_inputs_kernel(AttentionInputs in) {
   }
 }
 
+__device__ __forceinline__ float activation(float g, bool gelu_tanh) {
+  if (gelu_tanh) {
+    const float kBeta = 0.7978845608028654f;  // sqrt(2 / pi)
+    const float kKappa = 0.044715f;
+    return 0.5f * g * (1.f + tanhf(kBeta * (g + kKappa * g * g * g)));
+  }
+  return g / (1.f + expf(-g));
+}
+
 template <typename T>
 __global__ void gated_activation_kernel(const T* __restrict__ gate, const T* __restrict__ up, T* __restrict__ out,
                                         int64_t rows, int64_t width, int64_t row_stride, bool gelu_tanh) {
@@ -132,16 +228,28 @@ __global__ void gated_activation_kernel(const T* __restrict__ gate, const T* __r
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t at = (i / width) * row_stride + i % width;
-    const float g = to_float(gate[at]);
-    float a;
-    if (gelu_tanh) {
-      const float kBeta = 0.7978845608028654f;  // sqrt(2 / pi)
-      const float kKappa = 0.044715f;
-      a = 0.5f * g * (1.f + tanhf(kBeta * (g + kKappa * g * g * g)));
-    } else {
-      a = g / (1.f + expf(-g));
-    }
+    const float a = activation(to_float(gate[at]), gelu_tanh);
     out[i] = from_float<T>(rounded<T>(a) * to_float(up[at]));
+  }
+}
+
+// The same, 16 bytes of each input at a time (width and row_stride whole vectors, aligned).
+template <typename T>
+__global__ void gated_activation_vector_kernel(const T* __restrict__ gate, const T* __restrict__ up,
+                                               T* __restrict__ out, int64_t rows, int64_t width, int64_t row_stride,
+                                               bool gelu_tanh) {
+  constexpr int V = kPerVector<T>;
+  const int64_t per_row = width / V, n = rows * per_row;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t row = i / per_row, column = (i % per_row) * V;
+    const Vector<T> g = load_vector(gate + row * row_stride + column);
+    const Vector<T> u = load_vector(up + row * row_stride + column);
+    Vector<T> o;
+#pragma unroll
+    for (int j = 0; j < V; ++j)
+      o.e[j] = from_float<T>(rounded<T>(activation(to_float(g.e[j]), gelu_tanh)) * to_float(u.e[j]));
+    store_vector(out + row * width + column, o);
   }
 }
 
@@ -175,9 +283,17 @@ void rms_norm(ElementType type, const void* x, const void* weight, void* out, in
   if (rows == 0) return;
   dispatch(type, "fused rms_norm", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    rms_norm_kernel<T><<<static_cast<unsigned>(rows), kNormThreads, 0, stream>>>(
-        static_cast<const T*>(x), static_cast<const T*>(weight), static_cast<T*>(out), hidden, rows_per_group,
-        group_stride, eps, offset);
+    const auto* xt = static_cast<const T*>(x);
+    const auto* wt = static_cast<const T*>(weight);
+    auto* ot = static_cast<T*>(out);
+    const int threads = norm_vector_threads(hidden, group_stride, sizeof(T), {x, weight, out});
+    if (threads > 0) {
+      rms_norm_vector_kernel<T><<<static_cast<unsigned>(rows), threads, 0, stream>>>(
+          xt, nullptr, wt, nullptr, ot, hidden, rows_per_group, group_stride, eps, offset);
+    } else {
+      rms_norm_kernel<T><<<static_cast<unsigned>(rows), kNormThreads, 0, stream>>>(xt, wt, ot, hidden, rows_per_group,
+                                                                                   group_stride, eps, offset);
+    }
   });
 }
 
@@ -186,9 +302,19 @@ void add_rms_norm(ElementType type, const void* a, const void* b, const void* we
   if (rows == 0) return;
   dispatch(type, "fused add + rms_norm", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    add_rms_norm_kernel<T><<<static_cast<unsigned>(rows), kNormThreads, 0, stream>>>(
-        static_cast<const T*>(a), static_cast<const T*>(b), static_cast<const T*>(weight), static_cast<T*>(sum),
-        static_cast<T*>(out), hidden, eps, offset);
+    const auto* at = static_cast<const T*>(a);
+    const auto* bt = static_cast<const T*>(b);
+    const auto* wt = static_cast<const T*>(weight);
+    auto* st = static_cast<T*>(sum);
+    auto* ot = static_cast<T*>(out);
+    const int threads = norm_vector_threads(hidden, hidden, sizeof(T), {a, b, weight, sum, out});
+    if (threads > 0) {
+      rms_norm_vector_kernel<T><<<static_cast<unsigned>(rows), threads, 0, stream>>>(at, bt, wt, st, ot, hidden, rows,
+                                                                                     rows * hidden, eps, offset);
+    } else {
+      add_rms_norm_kernel<T><<<static_cast<unsigned>(rows), kNormThreads, 0, stream>>>(at, bt, wt, st, ot, hidden, eps,
+                                                                                       offset);
+    }
   });
 }
 
@@ -216,9 +342,18 @@ void gated_activation(ElementType type, const void* gate, const void* up, void* 
   if (n == 0) return;
   dispatch(type, "fused gated activation", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    gated_activation_kernel<T><<<elementwise_blocks(n), 256, 0, stream>>>(
-        static_cast<const T*>(gate), static_cast<const T*>(up), static_cast<T*>(out), rows, width, row_stride,
-        gelu_tanh);
+    const auto* gt = static_cast<const T*>(gate);
+    const auto* ut = static_cast<const T*>(up);
+    auto* ot = static_cast<T*>(out);
+    const auto aligned = [](const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; };
+    constexpr int V = kPerVector<T>;
+    if (width % V == 0 && row_stride % V == 0 && aligned(gate) && aligned(up) && aligned(out)) {
+      gated_activation_vector_kernel<T><<<elementwise_blocks(n / V), 256, 0, stream>>>(gt, ut, ot, rows, width,
+                                                                                        row_stride, gelu_tanh);
+    } else {
+      gated_activation_kernel<T><<<elementwise_blocks(n), 256, 0, stream>>>(gt, ut, ot, rows, width, row_stride,
+                                                                            gelu_tanh);
+    }
   });
 }
 

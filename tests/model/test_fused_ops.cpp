@@ -39,11 +39,12 @@ TEST_CASE("fused RMSNorm equals the float32 ATen expression, both weight convent
   if (!have_gpu()) return;
   at::manual_seed(3);
   for (const auto type : kTypes)
-  for (const double offset : {0.0, 1.0}) {
-    INFO("dtype " << type << ", offset " << offset);
+  for (const double offset : {0.0, 1.0})
+  for (const int64_t hidden : {96, 98, 4096}) {  // 98: rows not a whole number of 16-byte vectors
+    INFO("dtype " << type << ", offset " << offset << ", hidden " << hidden);
     const auto opts = at::TensorOptions().device(at::kCUDA).dtype(type);
-    const at::Tensor x = (at::randn({6, 7, 96}, opts.dtype(at::kFloat)) * 3).to(type);
-    const at::Tensor w = at::randn({96}, opts.dtype(at::kFloat)).to(type);
+    const at::Tensor x = (at::randn({6, 7, hidden}, opts.dtype(at::kFloat)) * 3).to(type);
+    const at::Tensor w = at::randn({hidden}, opts.dtype(at::kFloat)).to(type);
     const at::Tensor xf = x.to(at::kFloat);
     const at::Tensor normed = xf * at::rsqrt(xf.pow(2).mean(-1, true) + 1e-6);
     const at::Tensor want = offset != 0 ? (normed * (w.to(at::kFloat) + offset)).to(type) : w * normed.to(type);
@@ -55,10 +56,11 @@ TEST_CASE("fused gated activation of a stacked gate/up row equals act(gate) * up
   if (!have_gpu()) return;
   at::manual_seed(4);
   for (const auto type : kTypes)
-  for (const bool gelu : {false, true}) {
-    INFO("dtype " << type << (gelu ? ", gelu" : ", silu"));
+  for (const bool gelu : {false, true})
+  for (const int64_t width : {333, 336}) {  // 336: whole 16-byte vectors (the vector kernel)
+    INFO("dtype " << type << (gelu ? ", gelu" : ", silu") << ", width " << width);
     const auto opts = at::TensorOptions().device(at::kCUDA).dtype(at::kFloat);
-    const at::Tensor gate = (at::randn({5, 333}, opts) * 4).to(type), up = at::randn({5, 333}, opts).to(type);
+    const at::Tensor gate = (at::randn({5, width}, opts) * 4).to(type), up = at::randn({5, width}, opts).to(type);
     const at::Tensor want = (gelu ? at::gelu(gate, "tanh") : at::silu(gate)) * up;
     CHECK(steps_apart(fused_gated_activation(at::cat({gate, up}, -1), gelu), want) <= 1.01);
   }
@@ -121,11 +123,12 @@ TEST_CASE("fused residual addition + RMSNorm equals the sum and the norm of it, 
   if (!have_gpu()) return;
   at::manual_seed(7);
   for (const auto type : kTypes)
-  for (const double offset : {0.0, 1.0}) {
-    INFO("dtype " << type << ", offset " << offset);
+  for (const double offset : {0.0, 1.0})
+  for (const int64_t hidden : {200, 202, 5120}) {  // 202: not whole 16-byte vectors
+    INFO("dtype " << type << ", offset " << offset << ", hidden " << hidden);
     const auto opts = at::TensorOptions().device(at::kCUDA).dtype(at::kFloat);
-    const at::Tensor a = (at::randn({3, 5, 200}, opts) * 3).to(type), b = at::randn({3, 5, 200}, opts).to(type);
-    const at::Tensor w = at::randn({200}, opts).to(type);
+    const at::Tensor a = (at::randn({3, 5, hidden}, opts) * 3).to(type), b = at::randn({3, 5, hidden}, opts).to(type);
+    const at::Tensor w = at::randn({hidden}, opts).to(type);
     const at::Tensor sum = a + b;
     const at::Tensor sf = sum.to(at::kFloat);
     const at::Tensor normed = sf * at::rsqrt(sf.pow(2).mean(-1, true) + 1e-6);
