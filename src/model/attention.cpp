@@ -5,7 +5,6 @@
 
 #include <torch/version.h>
 
-#include <cstdlib>
 #include <limits>
 
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
@@ -96,8 +95,7 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
       // heads itself (enable_gqa); before, keys and values are repeated per query head.
       const int64_t n_rep = q.size(1) / k.size(1);
 #if GPUJOB_HAVE_GQA_ATTENTION
-      static const bool gqa = std::getenv("GPUJOB_SDPA_GQA") == nullptr || std::getenv("GPUJOB_SDPA_GQA")[0] != '0';
-      if (gqa && n_rep > 1) return at::scaled_dot_product_attention(q, k, v, {}, 0.0, true, params.scale, true);
+      if (n_rep > 1) return at::scaled_dot_product_attention(q, k, v, {}, 0.0, true, params.scale, true);
 #endif
       const auto repeat = [&](const at::Tensor& t) {
         if (n_rep == 1) return t;

@@ -224,32 +224,55 @@ at::Tensor Decoder::self_attention(int64_t l, const at::Tensor& x, Step& step) c
     q = rope(q, step.query_rope(weights_->inv_freq[l], x.scalar_type()));
     k = rope(k, step.rope(weights_->inv_freq[l], x.scalar_type()));
   }
-  if (step.cache != nullptr) {
-    // Append the new keys/values at each slot's length, then read each row's slot back.
-    at::Tensor& kc = step.cache->keys(l);
-    at::Tensor& vc = step.cache->values(l);
-    if (!cache_written) {
-      const auto flat = [&](const at::Tensor& t) {
-        at::Tensor rows = t.transpose(1, 2).reshape({B * T, kv_heads, D});
-        return step.write_src.defined() ? rows.index_select(0, step.write_src) : rows;  // undefined: every row
-      };
-      kc.view({-1, kv_heads, D}).index_copy_(0, step.write_dst, flat(k));
-      vc.view({-1, kv_heads, D}).index_copy_(0, step.write_dst, flat(v));
-    }
-    if (step.first_slot >= 0) {  // consecutive slots: read the cache in place
-      k = kc.narrow(0, step.first_slot, B).narrow(1, 0, step.key_len).transpose(1, 2);
-      v = vc.narrow(0, step.first_slot, B).narrow(1, 0, step.key_len).transpose(1, 2);
-    } else {
-      k = kc.narrow(1, 0, step.key_len).index_select(0, step.read_slots).transpose(1, 2);
-      v = vc.narrow(1, 0, step.key_len).index_select(0, step.read_slots).transpose(1, 2);
-    }
+  if (step.cache != nullptr && !cache_written) {
+    // Append the new keys/values at each slot's length (attention reads them back below).
+    const auto flat = [&](const at::Tensor& t) {
+      at::Tensor rows = t.transpose(1, 2).reshape({B * T, kv_heads, D});
+      return step.write_src.defined() ? rows.index_select(0, step.write_src) : rows;  // undefined: every row
+    };
+    step.cache->keys(l).view({-1, kv_heads, D}).index_copy_(0, step.write_dst, flat(k));
+    step.cache->values(l).view({-1, kv_heads, D}).index_copy_(0, step.write_dst, flat(v));
   }
   const LayerSpec& spec = config_.layers[l];
-  AttentionParams params{config_.attention_scale, config_.attn_logit_softcapping};
+  const AttentionParams params{config_.attention_scale, config_.attn_logit_softcapping};
   const int64_t window = spec.sliding ? spec.window : 0;
-  at::Tensor out = attention(q, k, v, step.mask(window), params, backend_,
-                             step.bias(window, heads, kv_heads, q.scalar_type(), params, backend_));
-  out = linear(out.transpose(1, 2).reshape({B, q.size(2), heads * D}), w.o);
+  at::Tensor out;  // [B, T, heads * D]
+  if (step.cache != nullptr && T == 1 && fused_ops_ && backend_ == AttentionBackend::kAuto) {
+    // A decode step: one kernel reads each row's keys and values in the cache up to its position.
+    const at::Tensor q_rows = q.transpose(1, 2).reshape({B, heads, D});
+    if (fused_decode_attention_apply(q_rows, kv_heads)) {
+      DecodeAttentionRequest r;
+      r.q = q_rows;
+      r.keys = step.cache->keys(l);
+      r.values = step.cache->values(l);
+      if (step.first_slot >= 0) r.first_slot = step.first_slot;
+      else r.slots = step.read_slots;
+      r.positions = step.positions.reshape({B});
+      r.key_len = step.key_len;
+      r.window = window;
+      r.scale = params.scale;
+      r.softcap = params.softcap;
+      out = fused_decode_attention(r).view({B, 1, heads * D});
+    }
+  }
+  if (!out.defined()) {
+    if (step.cache != nullptr) {  // each row's keys and values, read back from the cache
+      const at::Tensor& kc = step.cache->keys(l);
+      const at::Tensor& vc = step.cache->values(l);
+      if (step.first_slot >= 0) {  // consecutive slots: read the cache in place
+        k = kc.narrow(0, step.first_slot, B).narrow(1, 0, step.key_len).transpose(1, 2);
+        v = vc.narrow(0, step.first_slot, B).narrow(1, 0, step.key_len).transpose(1, 2);
+      } else {
+        k = kc.narrow(1, 0, step.key_len).index_select(0, step.read_slots).transpose(1, 2);
+        v = vc.narrow(1, 0, step.key_len).index_select(0, step.read_slots).transpose(1, 2);
+      }
+    }
+    out = attention(q, k, v, step.mask(window), params, backend_,
+                    step.bias(window, heads, kv_heads, q.scalar_type(), params, backend_))
+              .transpose(1, 2)
+              .reshape({B, q.size(2), heads * D});
+  }
+  out = linear(out, w.o);
   collectives().all_reduce_sum(out);
   return out;
 }

@@ -10,6 +10,7 @@
 #include <ATen/cuda/CUDAContext.h>
 
 #include "fused_kernels.cuh"
+#include "decode_attention.cuh"
 #include "matrix_vector.cuh"
 #define GPUJOB_FUSED 1
 #else
@@ -203,7 +204,57 @@ std::pair<at::Tensor, at::Tensor> fused_attention_inputs(const at::Tensor& qkv, 
   return {q, k};
 }
 
+bool fused_decode_attention_apply(const at::Tensor& q, int64_t kv_heads) {
+  return fused_ops_apply(q) && q.dim() == 3 && q.is_contiguous() &&
+         kernels::decode_attention_support(q.size(2), q.size(1), kv_heads);
+}
+
+at::Tensor fused_decode_attention(const DecodeAttentionRequest& r) {
+  const at::Tensor& q = r.q;
+  GPUJOB_CHECK(r.keys.dim() == 4 && r.values.sizes() == r.keys.sizes() && fused_decode_attention_apply(q, r.keys.size(2)),
+               "fused decode attention: q ", q.sizes(), " and cache ", r.keys.sizes(),
+               " are not [batch, heads, head_dim] and [slots, max_len, kv_heads, head_dim] of a supported size");
+  require(r.keys, q, "the key cache");
+  require(r.values, q, "the value cache");
+  const int64_t batch = q.size(0);
+  const auto check_index = [&](const at::Tensor& t, const char* what) {
+    GPUJOB_CHECK(t.is_cuda() && t.scalar_type() == at::kLong && t.is_contiguous() && t.numel() == batch,
+                 "fused decode attention: ", what, " must be int64 [", batch, "] on the device");
+  };
+  check_index(r.positions, "positions");
+  if (r.slots.defined()) check_index(r.slots, "slots");
+  GPUJOB_CHECK(r.key_len >= 1 && r.key_len <= r.keys.size(1), "fused decode attention: key_len ", r.key_len,
+               " is outside [1, ", r.keys.size(1), "]");
+  kernels::DecodeAttention a;
+  a.q = q.data_ptr();
+  a.k_cache = r.keys.data_ptr();
+  a.v_cache = r.values.data_ptr();
+  a.slots = r.slots.defined() ? r.slots.data_ptr<int64_t>() : nullptr;
+  a.first_slot = r.first_slot;
+  a.positions = r.positions.data_ptr<int64_t>();
+  a.batch = batch;
+  a.heads = q.size(1);
+  a.kv_heads = r.keys.size(2);
+  a.dim = q.size(2);
+  a.max_len = r.keys.size(1);
+  a.key_len = r.key_len;
+  a.window = r.window;
+  a.scale = static_cast<float>(r.scale);
+  a.softcap = static_cast<float>(r.softcap);
+  at::Tensor out = at::empty(q.sizes(), q.options());
+  at::Tensor workspace = at::empty({kernels::decode_attention_workspace(a)}, q.options().dtype(at::kFloat));
+  a.out = out.data_ptr();
+  a.workspace = workspace.data_ptr<float>();
+  kernels::decode_attention(element_type(q), a, at::cuda::getCurrentCUDAStream());
+  return out;
+}
+
 #else
+
+bool fused_decode_attention_apply(const at::Tensor&, int64_t) { return false; }
+at::Tensor fused_decode_attention(const DecodeAttentionRequest&) {
+  fail("fused ops are built only with a CUDA libtorch");
+}
 
 std::pair<at::Tensor, at::Tensor> fused_add_rms_norm(const at::Tensor&, const at::Tensor&, const at::Tensor&, double,
                                                      double) {

@@ -1,6 +1,7 @@
 // The fused CUDA kernels against the ATen expressions they replace (CUDA builds with a GPU; the
 // CPU build has no kernels and says so).
 #include "gpujob/model/fused_ops.hpp"
+#include "gpujob/model/attention.hpp"
 #include "gpujob/model/decoder.hpp"
 #include "gpujob/model/device.hpp"
 #include "model/tiny_model.hpp"
@@ -231,6 +232,64 @@ TEST_CASE("fused attention inputs: q/k norms, RoPE and the cache writes of one k
     for (int64_t r = 0; r < 8; ++r)
       if (!written[r].item<bool>()) CHECK(cache.keys[r].abs().max().item<double>() == 0);  // untouched
   }
+}
+
+TEST_CASE("fused decode attention equals the explicit masked attention over each row's cache slot") {
+  if (!have_gpu()) return;
+  at::manual_seed(10);
+  const auto opts = at::TensorOptions().device(at::kCUDA).dtype(at::kFloat);
+  // Scale-aware tolerance: the explicit path rounds the probabilities to the dtype before the
+  // product with v (as HF eager does); the kernel keeps them in float32.
+  const auto tolerance = [](at::ScalarType t) { return t == at::kBFloat16 ? 1.5e-2 : t == at::kHalf ? 3e-3 : 1e-5; };
+  const std::vector<std::pair<int64_t, int64_t>> head_counts = {{4, 4}, {8, 4}, {8, 2}, {16, 2}, {6, 2}};
+  for (const auto type : kTypes)
+  for (const int64_t D : {64, 128, 256})
+  for (const auto& [H, KV] : head_counts)
+  for (const int64_t window : {0, 5})
+  for (const double softcap : {0.0, 30.0}) {
+    INFO("dtype " << type << ", head_dim " << D << ", heads " << H << "/" << KV << ", window " << window
+                  << ", softcap " << softcap);
+    const int64_t S = 3, max_len = 300, key_len = 272;
+    const at::Tensor keys = at::randn({S, max_len, KV, D}, opts).to(type);
+    const at::Tensor values = at::randn({S, max_len, KV, D}, opts).to(type);
+    const at::Tensor q = (at::randn({2, H, D}, opts) * 2).to(type);
+    const std::vector<int64_t> positions = {37, 270};
+    const AttentionParams params{1.0 / std::sqrt(static_cast<double>(D)), softcap};
+    for (const bool consecutive : {false, true}) {
+      const std::vector<int64_t> slots = consecutive ? std::vector<int64_t>{1, 2} : std::vector<int64_t>{2, 0};
+      INFO((consecutive ? "consecutive slots" : "slots 2, 0"));
+      // Keys past a row's position are never read: NaN there would spread into its result.
+      at::Tensor poisoned_keys = keys.clone(), poisoned_values = values.clone();
+      for (int64_t b = 0; b < 2; ++b) {
+        poisoned_keys[slots[b]].narrow(0, positions[b] + 1, max_len - positions[b] - 1).fill_(NAN);
+        poisoned_values[slots[b]].narrow(0, positions[b] + 1, max_len - positions[b] - 1).fill_(NAN);
+      }
+      DecodeAttentionRequest r;
+      r.q = q;
+      r.keys = poisoned_keys;
+      r.values = poisoned_values;
+      if (consecutive) r.first_slot = 1;
+      else r.slots = at::tensor(slots, at::kLong).to(at::kCUDA);
+      r.positions = at::tensor(positions, at::kLong).to(at::kCUDA);
+      r.key_len = key_len;
+      r.window = window;
+      r.scale = params.scale;
+      r.softcap = softcap;
+      REQUIRE(fused_decode_attention_apply(q, KV));
+      const at::Tensor got = fused_decode_attention(r);
+      for (int64_t b = 0; b < 2; ++b) {
+        const at::Tensor k = keys[slots[b]].narrow(0, 0, key_len).transpose(0, 1).unsqueeze(0);  // [1, KV, K, D]
+        const at::Tensor v = values[slots[b]].narrow(0, 0, key_len).transpose(0, 1).unsqueeze(0);
+        const at::Tensor mask = position_mask(at::tensor({positions[b]}, at::kLong).view({1, 1}).to(at::kCUDA),
+                                              key_len, window);
+        const at::Tensor want = attention_explicit(q[b].view({1, H, 1, D}), k, v, mask, params).view({H, D});
+        CHECK(tiny::relative_error(got[b].cpu(), want.cpu()) < tolerance(type));
+      }
+    }
+  }
+  const auto bf = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
+  CHECK_FALSE(fused_decode_attention_apply(at::randn({1, 4, 96}, bf), 4));   // head_dim 96
+  CHECK_FALSE(fused_decode_attention_apply(at::randn({1, 32, 128}, bf), 2));  // 16 query heads per kv head
 }
 
 TEST_CASE("cached prefill and decode steps with the fused work give the unfused logits, every family") {

@@ -64,4 +64,18 @@ std::pair<at::Tensor, at::Tensor> fused_attention_inputs(const at::Tensor& qkv, 
                                                          const at::Tensor& cos, const at::Tensor& sin,
                                                          const KvCacheRows* cache);
 
+// One query token per row against a KV cache (decode): what the cached path of the decoder
+// computes with the mask of positions (and a sliding window), without reading keys past each
+// row's position. q [batch, heads, head_dim] contiguous; keys, values [slots, max_len, kv_heads,
+// head_dim] (KvCache's tensors of one layer); row b reads slot slots[b] (int64 [batch] on the
+// device) or, with slots undefined, first_slot + b; positions int64 [batch] on the device, each
+// below key_len; window 0 for none. Returns [batch, heads, head_dim].
+struct DecodeAttentionRequest {
+  at::Tensor q, keys, values, slots, positions;
+  int64_t first_slot = 0, key_len = 0, window = 0;
+  double scale = 1.0, softcap = 0.0;
+};
+bool fused_decode_attention_apply(const at::Tensor& q, int64_t kv_heads);
+at::Tensor fused_decode_attention(const DecodeAttentionRequest& request);
+
 }  // namespace gpujob::model

@@ -1,0 +1,192 @@
+// Decode attention (see decode_attention.cuh). A decode step has one query per sequence, so the
+// work per (sequence, kv head) is a pass over its keys: with few sequences that is too few blocks
+// for the GPU, so the keys are split into ranges, each block computes a partial softmax over one
+// range for the query heads sharing the kv head (online softmax: running max, sum and weighted
+// values), and a second kernel merges the ranges. Scores, softmax and sums are float32.
+#include "decode_attention.cuh"
+
+#include "kernel_types.cuh"
+
+#include <cmath>
+#include <string>
+
+namespace gpujob::model::kernels {
+namespace {
+
+using detail::dispatch;
+using detail::from_float;
+using detail::to_float;
+using detail::warp_sum;
+
+constexpr int kWarps = 4;          // warps per block, each over every kWarps-th key of the range
+constexpr int kMinKeysPerSplit = 32;
+constexpr int kTargetBlocks = 264;  // about two blocks per SM of a large GPU
+
+// kE elements of a head per lane (dim = 32 * kE), up to kRep query heads per kv head.
+template <typename T, int kE>
+struct alignas(kE * sizeof(T) >= 16 ? 16 : kE * sizeof(T)) Lane {
+  T e[kE];
+};
+
+template <typename T, int kE>
+__device__ __forceinline__ void load_lane(const T* p, float (&out)[kE]) {
+  const Lane<T, kE> v = *reinterpret_cast<const Lane<T, kE>*>(p);
+#pragma unroll
+  for (int j = 0; j < kE; ++j) out[j] = to_float(v.e[j]);
+}
+
+int64_t split_count(const DecodeAttention& a) {
+  const int64_t groups = a.batch * a.kv_heads;
+  int64_t splits = (kTargetBlocks + groups - 1) / groups;
+  const int64_t most = (a.key_len + kMinKeysPerSplit - 1) / kMinKeysPerSplit;
+  if (splits > most) splits = most;
+  return splits < 1 ? 1 : splits;
+}
+
+// Partial results: for each (row, head, split) the running max m, the sum l of exp(score - m)
+// and acc[dim] = sum of exp(score - m) v, laid out [row, head, split] then [row, head, split, dim].
+template <typename T, int kE, int kRep>
+__global__ void __launch_bounds__(kWarps * 32) decode_attention_partial_kernel(DecodeAttention a, int64_t splits) {
+  constexpr int kDim = 32 * kE;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x / 32;
+  const int64_t group = blockIdx.x / splits, split = blockIdx.x % splits;
+  const int64_t row = group / a.kv_heads, kv = group % a.kv_heads;
+  const int n_rep = static_cast<int>(a.heads / a.kv_heads);
+  const int64_t slot = a.slots != nullptr ? a.slots[row] : a.first_slot + row;
+  const int64_t position = a.positions[row];
+  int64_t begin = 0, end = position + 1;  // visible keys [begin, end)
+  if (a.window > 0 && position + 1 - a.window > 0) begin = position + 1 - a.window;
+  if (end > a.key_len) end = a.key_len;
+  const int64_t per_split = (a.key_len + splits - 1) / splits;
+  const int64_t split_begin = split * per_split;
+  if (begin < split_begin) begin = split_begin;
+  if (end > split_begin + per_split) end = split_begin + per_split;
+
+  float q[kRep][kE];
+#pragma unroll
+  for (int r = 0; r < kRep; ++r) {
+    if (r < n_rep) load_lane<T, kE>(static_cast<const T*>(a.q) + ((row * a.heads) + kv * n_rep + r) * kDim + lane * kE, q[r]);
+  }
+  float m[kRep], l[kRep], acc[kRep][kE];
+#pragma unroll
+  for (int r = 0; r < kRep; ++r) {
+    m[r] = -INFINITY;
+    l[r] = 0.f;
+#pragma unroll
+    for (int j = 0; j < kE; ++j) acc[r][j] = 0.f;
+  }
+  const int64_t key_stride = a.kv_heads * kDim;
+  const T* keys = static_cast<const T*>(a.k_cache) + (slot * a.max_len) * key_stride + kv * kDim + lane * kE;
+  const T* values = static_cast<const T*>(a.v_cache) + (slot * a.max_len) * key_stride + kv * kDim + lane * kE;
+  for (int64_t key = begin + warp; key < end; key += kWarps) {
+    float k[kE], v[kE];
+    load_lane<T, kE>(keys + key * key_stride, k);
+    load_lane<T, kE>(values + key * key_stride, v);
+#pragma unroll
+    for (int r = 0; r < kRep; ++r) {
+      if (r >= n_rep) continue;
+      float dot = 0.f;
+#pragma unroll
+      for (int j = 0; j < kE; ++j) dot = fmaf(q[r][j], k[j], dot);
+      float score = warp_sum(dot) * a.scale;
+      if (a.softcap > 0.f) score = a.softcap * tanhf(score / a.softcap);
+      const float m_new = fmaxf(m[r], score);
+      const float correction = __expf(m[r] - m_new), p = __expf(score - m_new);
+      l[r] = l[r] * correction + p;
+#pragma unroll
+      for (int j = 0; j < kE; ++j) acc[r][j] = fmaf(acc[r][j], correction, p * v[j]);
+      m[r] = m_new;
+    }
+  }
+
+  // Merge the warps of the block, then write the block's partial result.
+  __shared__ float shared_m[kWarps][kRep], shared_l[kWarps][kRep];
+  __shared__ float shared_acc[kWarps][kRep][kDim];
+#pragma unroll
+  for (int r = 0; r < kRep; ++r) {
+    if (lane == 0) {
+      shared_m[warp][r] = m[r];
+      shared_l[warp][r] = l[r];
+    }
+#pragma unroll
+    for (int j = 0; j < kE; ++j) shared_acc[warp][r][lane * kE + j] = acc[r][j];
+  }
+  __syncthreads();
+  const int64_t parts = a.batch * a.heads * splits;
+  for (int i = threadIdx.x; i < n_rep * kDim; i += blockDim.x) {
+    const int r = i / kDim, d = i % kDim;
+    float block_m = -INFINITY;
+    for (int w = 0; w < kWarps; ++w) block_m = fmaxf(block_m, shared_m[w][r]);
+    float block_l = 0.f, block_acc = 0.f;
+    for (int w = 0; w < kWarps; ++w) {
+      const float weight = shared_m[w][r] == -INFINITY ? 0.f : __expf(shared_m[w][r] - block_m);
+      block_l += shared_l[w][r] * weight;
+      block_acc += shared_acc[w][r][d] * weight;
+    }
+    const int64_t part = (row * a.heads + kv * n_rep + r) * splits + split;
+    a.workspace[parts * 2 + part * kDim + d] = block_acc;
+    if (d == 0) {
+      a.workspace[part] = block_m;
+      a.workspace[parts + part] = block_l;
+    }
+  }
+}
+
+// One block per (row, head): the splits' partial results merged, normalised, rounded once.
+template <typename T>
+__global__ void decode_attention_merge_kernel(DecodeAttention a, int64_t splits) {
+  const int64_t head_row = blockIdx.x;  // row * heads + head
+  const int64_t parts = a.batch * a.heads * splits;
+  const float* m = a.workspace + head_row * splits;
+  const float* l = a.workspace + parts + head_row * splits;
+  const float* acc = a.workspace + parts * 2 + head_row * splits * a.dim;
+  float total_m = -INFINITY;
+  for (int64_t s = 0; s < splits; ++s) total_m = fmaxf(total_m, m[s]);
+  float total_l = 0.f;
+  for (int64_t s = 0; s < splits; ++s) total_l += m[s] == -INFINITY ? 0.f : l[s] * __expf(m[s] - total_m);
+  for (int64_t d = threadIdx.x; d < a.dim; d += blockDim.x) {
+    float sum = 0.f;
+    for (int64_t s = 0; s < splits; ++s) sum += m[s] == -INFINITY ? 0.f : acc[s * a.dim + d] * __expf(m[s] - total_m);
+    static_cast<T*>(a.out)[head_row * a.dim + d] = from_float<T>(sum / total_l);
+  }
+}
+
+template <typename T, int kE>
+void launch_partial(const DecodeAttention& a, int64_t splits, cudaStream_t stream) {
+  const int n_rep = static_cast<int>(a.heads / a.kv_heads);
+  const auto blocks = static_cast<unsigned>(a.batch * a.kv_heads * splits);
+  if (n_rep <= 1) decode_attention_partial_kernel<T, kE, 1><<<blocks, kWarps * 32, 0, stream>>>(a, splits);
+  else if (n_rep <= 2) decode_attention_partial_kernel<T, kE, 2><<<blocks, kWarps * 32, 0, stream>>>(a, splits);
+  else if (n_rep <= 4) decode_attention_partial_kernel<T, kE, 4><<<blocks, kWarps * 32, 0, stream>>>(a, splits);
+  else decode_attention_partial_kernel<T, kE, 8><<<blocks, kWarps * 32, 0, stream>>>(a, splits);
+}
+
+}  // namespace
+
+bool decode_attention_support(int64_t dim, int64_t heads, int64_t kv_heads) {
+  return (dim == 64 || dim == 128 || dim == 256) && kv_heads > 0 && heads % kv_heads == 0 && heads / kv_heads <= 8;
+}
+
+int64_t decode_attention_workspace(const DecodeAttention& a) {
+  return a.batch * a.heads * split_count(a) * (a.dim + 2);
+}
+
+void decode_attention(ElementType type, const DecodeAttention& a, cudaStream_t stream) {
+  if (a.batch == 0) return;
+  if (!decode_attention_support(a.dim, a.heads, a.kv_heads))
+    throw std::runtime_error("decode attention: head_dim " + std::to_string(a.dim) + " with " +
+                             std::to_string(a.heads) + " heads over " + std::to_string(a.kv_heads) +
+                             " kv heads is not supported");
+  const int64_t splits = split_count(a);
+  dispatch(type, "decode attention", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    switch (a.dim) {
+      case 64: launch_partial<T, 2>(a, splits, stream); break;
+      case 128: launch_partial<T, 4>(a, splits, stream); break;
+      default: launch_partial<T, 8>(a, splits, stream); break;
+    }
+    decode_attention_merge_kernel<T><<<static_cast<unsigned>(a.batch * a.heads), 128, 0, stream>>>(a, splits);
+  });
+}
+
+}  // namespace gpujob::model::kernels
