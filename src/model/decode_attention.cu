@@ -19,8 +19,8 @@ using detail::to_float;
 using detail::warp_sum;
 
 constexpr int kWarps = 4;          // warps per block, each over every kWarps-th key of the range
-constexpr int kMinKeysPerSplit = 32;
-constexpr int kTargetBlocks = 264;  // about two blocks per SM of a large GPU
+constexpr int kMinKeysPerSplit = 16;
+constexpr int kTargetBlocks = 528;  // about four blocks per SM of a large GPU
 
 // kE elements of a head per lane (dim = 32 * kE), up to kRep query heads per kv head.
 template <typename T, int kE>
@@ -48,6 +48,7 @@ int64_t split_count(const DecodeAttention& a) {
 template <typename T, int kE, int kRep>
 __global__ void __launch_bounds__(kWarps * 32) decode_attention_partial_kernel(DecodeAttention a, int64_t splits) {
   constexpr int kDim = 32 * kE;
+  constexpr int kKeys = kE >= 8 ? 2 : 4;  // keys per warp per iteration (fewer for long heads: registers)
   const int lane = threadIdx.x & 31, warp = threadIdx.x / 32;
   const int64_t group = blockIdx.x / splits, split = blockIdx.x % splits;
   const int64_t row = group / a.kv_heads, kv = group % a.kv_heads;
@@ -65,7 +66,12 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention_partial_kernel(D
   float q[kRep][kE];
 #pragma unroll
   for (int r = 0; r < kRep; ++r) {
-    if (r < n_rep) load_lane<T, kE>(static_cast<const T*>(a.q) + ((row * a.heads) + kv * n_rep + r) * kDim + lane * kE, q[r]);
+    if (r < n_rep) {
+      load_lane<T, kE>(static_cast<const T*>(a.q) + ((row * a.heads) + kv * n_rep + r) * kDim + lane * kE, q[r]);
+    } else {
+#pragma unroll
+      for (int j = 0; j < kE; ++j) q[r][j] = 0.f;  // an unused head slot: computed, never kept
+    }
   }
   float m[kRep], l[kRep], acc[kRep][kE];
 #pragma unroll
@@ -78,23 +84,57 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention_partial_kernel(D
   const int64_t key_stride = a.kv_heads * kDim;
   const T* keys = static_cast<const T*>(a.k_cache) + (slot * a.max_len) * key_stride + kv * kDim + lane * kE;
   const T* values = static_cast<const T*>(a.v_cache) + (slot * a.max_len) * key_stride + kv * kDim + lane * kE;
-  for (int64_t key = begin + warp; key < end; key += kWarps) {
-    float k[kE], v[kE];
-    load_lane<T, kE>(keys + key * key_stride, k);
-    load_lane<T, kE>(values + key * key_stride, v);
+  // Each warp takes kKeys consecutive keys at a time: their loads and their score reductions are
+  // independent, so they overlap instead of waiting on each other key by key.
+  for (int64_t base = begin + warp * kKeys; base < end; base += kWarps * kKeys) {
+    float k[kKeys][kE], v[kKeys][kE];
+    bool valid[kKeys];
+#pragma unroll
+    for (int u = 0; u < kKeys; ++u) {
+      valid[u] = base + u < end;
+      const int64_t key = valid[u] ? base + u : base;  // past the end: reread a valid key, unused
+      load_lane<T, kE>(keys + key * key_stride, k[u]);
+      load_lane<T, kE>(values + key * key_stride, v[u]);
+    }
+    float score[kRep][kKeys];
 #pragma unroll
     for (int r = 0; r < kRep; ++r) {
-      if (r >= n_rep) continue;
-      float dot = 0.f;
 #pragma unroll
-      for (int j = 0; j < kE; ++j) dot = fmaf(q[r][j], k[j], dot);
-      float score = warp_sum(dot) * a.scale;
-      if (a.softcap > 0.f) score = a.softcap * tanhf(score / a.softcap);
-      const float m_new = fmaxf(m[r], score);
-      const float correction = __expf(m[r] - m_new), p = __expf(score - m_new);
-      l[r] = l[r] * correction + p;
+      for (int u = 0; u < kKeys; ++u) {
+        float dot = 0.f;
 #pragma unroll
-      for (int j = 0; j < kE; ++j) acc[r][j] = fmaf(acc[r][j], correction, p * v[j]);
+        for (int j = 0; j < kE; ++j) dot = fmaf(q[r][j], k[u][j], dot);
+        score[r][u] = dot;
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < kRep; ++r) {
+#pragma unroll
+      for (int u = 0; u < kKeys; ++u) score[r][u] = warp_sum(score[r][u]) * a.scale;
+    }
+#pragma unroll
+    for (int r = 0; r < kRep; ++r) {
+      float m_new = m[r];
+#pragma unroll
+      for (int u = 0; u < kKeys; ++u) {
+        if (a.softcap > 0.f) score[r][u] = a.softcap * tanhf(score[r][u] / a.softcap);
+        if (valid[u]) m_new = fmaxf(m_new, score[r][u]);
+      }
+      const float correction = __expf(m[r] - m_new);  // 0 while m[r] is still -inf
+      float p[kKeys], p_sum = 0.f;
+#pragma unroll
+      for (int u = 0; u < kKeys; ++u) {
+        p[u] = valid[u] ? __expf(score[r][u] - m_new) : 0.f;
+        p_sum += p[u];
+      }
+      l[r] = l[r] * correction + p_sum;
+#pragma unroll
+      for (int j = 0; j < kE; ++j) {
+        float sum = acc[r][j] * correction;
+#pragma unroll
+        for (int u = 0; u < kKeys; ++u) sum = fmaf(p[u], v[u][j], sum);
+        acc[r][j] = sum;
+      }
       m[r] = m_new;
     }
   }
