@@ -20,7 +20,7 @@ using detail::warp_sum;
 
 constexpr int kWarps = 4;          // warps per block, each over every kWarps-th key of the range
 constexpr int kMinKeysPerSplit = 16;
-constexpr int kTargetBlocks = 528;  // about four blocks per SM of a large GPU
+constexpr int kTargetBlocks = 2112;  // about 16 blocks per SM of a large GPU: enough warps in flight
 
 // kE elements of a head per lane (dim = 32 * kE), up to kRep query heads per kv head.
 template <typename T, int kE>
@@ -172,21 +172,33 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention_partial_kernel(D
   }
 }
 
-// One block per (row, head): the splits' partial results merged, normalised, rounded once.
+// One block per (row, head): the splits' partial results merged, normalised, rounded once. The
+// weight of each split, exp(m - max m), is computed once into shared memory (splits floats).
 template <typename T>
 __global__ void decode_attention_merge_kernel(DecodeAttention a, int64_t splits) {
+  extern __shared__ float weights[];
   const int64_t head_row = blockIdx.x;  // row * heads + head
   const int64_t parts = a.batch * a.heads * splits;
   const float* m = a.workspace + head_row * splits;
   const float* l = a.workspace + parts + head_row * splits;
   const float* acc = a.workspace + parts * 2 + head_row * splits * a.dim;
-  float total_m = -INFINITY;
-  for (int64_t s = 0; s < splits; ++s) total_m = fmaxf(total_m, m[s]);
-  float total_l = 0.f;
-  for (int64_t s = 0; s < splits; ++s) total_l += m[s] == -INFINITY ? 0.f : l[s] * __expf(m[s] - total_m);
+  __shared__ float total_l;
+  if (threadIdx.x < 32) {
+    float most = -INFINITY;
+    for (int64_t s = threadIdx.x; s < splits; s += 32) most = fmaxf(most, m[s]);
+    for (int d = 16; d > 0; d /= 2) most = fmaxf(most, __shfl_xor_sync(0xffffffffu, most, d));
+    float sum = 0.f;
+    for (int64_t s = threadIdx.x; s < splits; s += 32) {
+      weights[s] = m[s] == -INFINITY ? 0.f : __expf(m[s] - most);
+      sum += l[s] * weights[s];
+    }
+    sum = warp_sum(sum);
+    if (threadIdx.x == 0) total_l = sum;
+  }
+  __syncthreads();
   for (int64_t d = threadIdx.x; d < a.dim; d += blockDim.x) {
     float sum = 0.f;
-    for (int64_t s = 0; s < splits; ++s) sum += m[s] == -INFINITY ? 0.f : acc[s * a.dim + d] * __expf(m[s] - total_m);
+    for (int64_t s = 0; s < splits; ++s) sum = fmaf(acc[s * a.dim + d], weights[s], sum);
     static_cast<T*>(a.out)[head_row * a.dim + d] = from_float<T>(sum / total_l);
   }
 }
@@ -225,7 +237,8 @@ void decode_attention(ElementType type, const DecodeAttention& a, cudaStream_t s
       case 128: launch_partial<T, 4>(a, splits, stream); break;
       default: launch_partial<T, 8>(a, splits, stream); break;
     }
-    decode_attention_merge_kernel<T><<<static_cast<unsigned>(a.batch * a.heads), 128, 0, stream>>>(a, splits);
+    decode_attention_merge_kernel<T><<<static_cast<unsigned>(a.batch * a.heads), 128, splits * sizeof(float), stream>>>(
+        a, splits);
   });
 }
 

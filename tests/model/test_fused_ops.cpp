@@ -297,18 +297,18 @@ TEST_CASE("fused decode attention equals the explicit masked attention over each
 
 TEST_CASE("cached prefill and decode steps with the fused work give the unfused logits, every family") {
   if (!have_gpu()) return;
-  for (const std::string kind : {"llama3", "qwen2", "qwen3", "gemma3", "gemma3_capped"})
-  for (const auto type : {at::kFloat, at::kBFloat16}) {
-    INFO("model " << kind << ", dtype " << type);
+  for (const std::string kind : {"llama3", "qwen2", "qwen3", "gemma3", "gemma3_capped"}) {
+    INFO("model " << kind);
     auto json = tiny::config_for(kind);
-    json["head_dim"] = 64;  // a size the one-kernel attention inputs take
+    json["head_dim"] = 64;  // a size the one-kernel attention inputs and decode attention take
     const ModelConfig config = parse_model_config(json, "config.json");
-    LoadOptions load;
-    load.device = at::Device(at::kCUDA, 0);
-    load.dtype = type;
-    auto decoder = Decoder::load(tiny::write_checkpoint(json, tiny::random_weights(config, 12)), load);
+    const std::string dir = tiny::write_checkpoint(json, tiny::random_weights(config, 12));
     const int64_t V = config.vocab_size;
-    const auto run = [&](bool fused) {
+    const auto run = [&](at::ScalarType type, bool fused) {
+      LoadOptions load;
+      load.device = at::Device(at::kCUDA, 0);
+      load.dtype = type;
+      auto decoder = Decoder::load(dir, load);
       decoder->set_fused_ops(fused);
       KvCache cache = decoder->make_kv_cache(2, 24);
       std::vector<at::Tensor> logits;
@@ -330,10 +330,18 @@ TEST_CASE("cached prefill and decode steps with the fused work give the unfused 
         logits.push_back(decoder->forward_cached(cache, {1}, {{(step * 11 + 5) % V}}).cpu());
       return logits;
     };
-    const auto fused = run(true), plain = run(false);
-    for (size_t i = 0; i < fused.size(); ++i) {
+    const auto reference = run(at::kFloat, false);
+    const auto fused32 = run(at::kFloat, true), fused16 = run(at::kBFloat16, true), plain16 = run(at::kBFloat16, false);
+    for (size_t i = 0; i < reference.size(); ++i) {
       INFO("call " << i);
-      CHECK(tiny::relative_error(fused[i], plain[i]) < (type == at::kFloat ? 1e-5 : 2e-2));
+      CHECK(tiny::relative_error(fused32[i], reference[i]) < 1e-5);
+      // In bfloat16 the two paths round differently (the fused decode attention keeps scores and
+      // probabilities in float32, the unfused one rounds them to bfloat16): each is held to the
+      // float32 result, the fused one no further from it than the unfused one plus a margin.
+      const double fused_error = tiny::relative_error(fused16[i], reference[i]);
+      const double plain_error = tiny::relative_error(plain16[i], reference[i]);
+      CHECK(fused_error < 4e-2);
+      CHECK(fused_error <= std::max(2e-2, 1.25 * plain_error));
     }
   }
 }
