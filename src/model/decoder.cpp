@@ -172,13 +172,18 @@ at::Tensor Decoder::embed(const at::Tensor& ids) const {
   return h;
 }
 
-at::Tensor Decoder::self_attention(int64_t l, const at::Tensor& x, Step& step) const {
+// A block's q, k and v: q and k normed and rotated, [B, heads or kv_heads, T, D]. With a cache
+// the new keys and values are in it already and attention reads them from there (the one-kernel
+// path then leaves k undefined).
+struct Decoder::Qkv {
+  at::Tensor q, k, v;
+};
+
+Decoder::Qkv Decoder::project_qkv(int64_t l, const at::Tensor& x, Step& step) const {
   const auto& w = weights_->layers[l];
   const int64_t B = x.size(0), T = x.size(1), D = config_.head_dim;
   const int64_t heads = weights_->local_heads, kv_heads = weights_->local_kv_heads;
-  at::Tensor q, k, v;       // [B, T, heads, D] until rotated, then [B, heads, T, D]
-  bool rotated = false;       // q and k normed and rotated already
-  bool cache_written = false; // the new keys and values are in the cache already
+  Qkv out;
   if (fused_ops_ && !step.query_rows.defined()) {
     // One GEMM for q, k and v (their weights are stacked); each is a column block of the result.
     const at::Tensor qkv = linear(x, w.qkv, w.qkv_bias);
@@ -186,60 +191,61 @@ at::Tensor Decoder::self_attention(int64_t l, const at::Tensor& x, Step& step) c
     const at::Tensor k_norm = config_.qk_norm ? w.k_norm : at::Tensor();
     const bool norms_match = !config_.qk_norm || (q_norm.scalar_type() == qkv.scalar_type() &&
                                                   k_norm.scalar_type() == qkv.scalar_type());
+    out.v = qkv.narrow(-1, (heads + kv_heads) * D, kv_heads * D).view({B, T, kv_heads, D}).transpose(1, 2);
     if (norms_match && fused_attention_inputs_apply(qkv, D)) {
       // One kernel: the q/k norms, RoPE, and with a cache the writes of k and v into it.
       const RopeTables& tables = step.rope(weights_->inv_freq[l], x.scalar_type());
       KvCacheRows rows;
       if (step.cache != nullptr) rows = {step.cache->keys(l), step.cache->values(l), step.cache_rows};
-      auto [qr, kr] = fused_attention_inputs(qkv, heads, kv_heads, D, q_norm, k_norm, config_.rms_norm_eps,
-                                             config_.norm_offset, tables.cos, tables.sin,
-                                             step.cache != nullptr ? &rows : nullptr);
-      q = qr.transpose(1, 2);
-      if (kr.defined()) k = kr.transpose(1, 2);
-      rotated = true;
-      cache_written = step.cache != nullptr;
-    } else {
-      // The norms and RoPE below read the column blocks in place.
-      q = qkv.narrow(-1, 0, heads * D).view({B, T, heads, D});
-      k = qkv.narrow(-1, heads * D, kv_heads * D).view({B, T, kv_heads, D});
+      auto [q, k] = fused_attention_inputs(qkv, heads, kv_heads, D, q_norm, k_norm, config_.rms_norm_eps,
+                                           config_.norm_offset, tables.cos, tables.sin,
+                                           step.cache != nullptr ? &rows : nullptr);
+      out.q = q.transpose(1, 2);
+      if (k.defined()) out.k = k.transpose(1, 2);
+      return out;
     }
-    v = qkv.narrow(-1, (heads + kv_heads) * D, kv_heads * D).view({B, T, kv_heads, D}).transpose(1, 2);
+    // The norms and RoPE below read the column blocks in place.
+    out.q = qkv.narrow(-1, 0, heads * D).view({B, T, heads, D});
+    out.k = qkv.narrow(-1, heads * D, kv_heads * D).view({B, T, kv_heads, D});
   } else {
     // Queries only at the query rows when the step has them; keys and values at every token.
     const at::Tensor xq = step.at_query_rows(x);
-    q = linear(xq, w.q, w.q_bias).view({B, xq.size(1), heads, D});
-    k = linear(x, w.k, w.k_bias).view({B, T, kv_heads, D});
-    v = linear(x, w.v, w.v_bias).view({B, T, kv_heads, D}).transpose(1, 2);
+    out.q = linear(xq, w.q, w.q_bias).view({B, xq.size(1), heads, D});
+    out.k = linear(x, w.k, w.k_bias).view({B, T, kv_heads, D});
+    out.v = linear(x, w.v, w.v_bias).view({B, T, kv_heads, D}).transpose(1, 2);
   }
-  if (!rotated) {
-    if (config_.qk_norm) {
-      q = rms_norm(q, w.q_norm);
-      k = rms_norm(k, w.k_norm);
-    }
-    // q, k: [B, T, heads, D] in, [B, heads, T, D] out.
-    const auto rope = [&](const at::Tensor& t, const RopeTables& tables) {
-      if (fused_ops_ && fused_ops_apply(t)) return fused_rope(t, tables.cos, tables.sin).transpose(1, 2);
-      return apply_rope(t.transpose(1, 2), tables);
-    };
-    q = rope(q, step.query_rope(weights_->inv_freq[l], x.scalar_type()));
-    k = rope(k, step.rope(weights_->inv_freq[l], x.scalar_type()));
+  if (config_.qk_norm) {
+    out.q = rms_norm(out.q, w.q_norm);
+    out.k = rms_norm(out.k, w.k_norm);
   }
-  if (step.cache != nullptr && !cache_written) {
-    // Append the new keys/values at each slot's length (attention reads them back below).
+  // q, k: [B, T, heads, D] in, [B, heads, T, D] out.
+  const auto rope = [&](const at::Tensor& t, const RopeTables& tables) {
+    if (fused_ops_ && fused_ops_apply(t)) return fused_rope(t, tables.cos, tables.sin).transpose(1, 2);
+    return apply_rope(t.transpose(1, 2), tables);
+  };
+  out.q = rope(out.q, step.query_rope(weights_->inv_freq[l], x.scalar_type()));
+  out.k = rope(out.k, step.rope(weights_->inv_freq[l], x.scalar_type()));
+  if (step.cache != nullptr) {
+    // Append the new keys/values at each slot's length (attention reads them back).
     const auto flat = [&](const at::Tensor& t) {
       at::Tensor rows = t.transpose(1, 2).reshape({B * T, kv_heads, D});
       return step.write_src.defined() ? rows.index_select(0, step.write_src) : rows;  // undefined: every row
     };
-    step.cache->keys(l).view({-1, kv_heads, D}).index_copy_(0, step.write_dst, flat(k));
-    step.cache->values(l).view({-1, kv_heads, D}).index_copy_(0, step.write_dst, flat(v));
+    step.cache->keys(l).view({-1, kv_heads, D}).index_copy_(0, step.write_dst, flat(out.k));
+    step.cache->values(l).view({-1, kv_heads, D}).index_copy_(0, step.write_dst, flat(out.v));
   }
+  return out;
+}
+
+at::Tensor Decoder::attend(int64_t l, const Qkv& qkv, Step& step) const {
+  const int64_t B = qkv.q.size(0), Q = qkv.q.size(2), D = config_.head_dim;
+  const int64_t heads = weights_->local_heads, kv_heads = weights_->local_kv_heads;
   const LayerSpec& spec = config_.layers[l];
   const AttentionParams params{config_.attention_scale, config_.attn_logit_softcapping};
   const int64_t window = spec.sliding ? spec.window : 0;
-  at::Tensor out;  // [B, T, heads * D]
-  if (step.cache != nullptr && T == 1 && fused_ops_ && backend_ == AttentionBackend::kAuto) {
+  if (step.cache != nullptr && Q == 1 && fused_ops_ && backend_ == AttentionBackend::kAuto) {
     // A decode step: one kernel reads each row's keys and values in the cache up to its position.
-    const at::Tensor q_rows = q.transpose(1, 2).reshape({B, heads, D});
+    const at::Tensor q_rows = qkv.q.transpose(1, 2).reshape({B, heads, D});
     if (fused_decode_attention_apply(q_rows, kv_heads)) {
       DecodeAttentionRequest r;
       r.q = q_rows;
@@ -252,27 +258,29 @@ at::Tensor Decoder::self_attention(int64_t l, const at::Tensor& x, Step& step) c
       r.window = window;
       r.scale = params.scale;
       r.softcap = params.softcap;
-      out = fused_decode_attention(r).view({B, 1, heads * D});
+      return fused_decode_attention(r).view({B, 1, heads * D});
     }
   }
-  if (!out.defined()) {
-    if (step.cache != nullptr) {  // each row's keys and values, read back from the cache
-      const at::Tensor& kc = step.cache->keys(l);
-      const at::Tensor& vc = step.cache->values(l);
-      if (step.first_slot >= 0) {  // consecutive slots: read the cache in place
-        k = kc.narrow(0, step.first_slot, B).narrow(1, 0, step.key_len).transpose(1, 2);
-        v = vc.narrow(0, step.first_slot, B).narrow(1, 0, step.key_len).transpose(1, 2);
-      } else {
-        k = kc.narrow(1, 0, step.key_len).index_select(0, step.read_slots).transpose(1, 2);
-        v = vc.narrow(1, 0, step.key_len).index_select(0, step.read_slots).transpose(1, 2);
-      }
+  at::Tensor k = qkv.k, v = qkv.v;
+  if (step.cache != nullptr) {  // each row's keys and values, read back from the cache
+    const at::Tensor& kc = step.cache->keys(l);
+    const at::Tensor& vc = step.cache->values(l);
+    if (step.first_slot >= 0) {  // consecutive slots: read the cache in place
+      k = kc.narrow(0, step.first_slot, B).narrow(1, 0, step.key_len).transpose(1, 2);
+      v = vc.narrow(0, step.first_slot, B).narrow(1, 0, step.key_len).transpose(1, 2);
+    } else {
+      k = kc.narrow(1, 0, step.key_len).index_select(0, step.read_slots).transpose(1, 2);
+      v = vc.narrow(1, 0, step.key_len).index_select(0, step.read_slots).transpose(1, 2);
     }
-    out = attention(q, k, v, step.mask(window), params, backend_,
-                    step.bias(window, heads, kv_heads, q.scalar_type(), params, backend_))
-              .transpose(1, 2)
-              .reshape({B, q.size(2), heads * D});
   }
-  out = linear(out, w.o);
+  return attention(qkv.q, k, v, step.mask(window), params, backend_,
+                   step.bias(window, heads, kv_heads, qkv.q.scalar_type(), params, backend_))
+      .transpose(1, 2)
+      .reshape({B, Q, heads * D});
+}
+
+at::Tensor Decoder::self_attention(int64_t l, const at::Tensor& x, Step& step) const {
+  at::Tensor out = linear(attend(l, project_qkv(l, x, step), step), weights_->layers[l].o);
   collectives().all_reduce_sum(out);
   return out;
 }

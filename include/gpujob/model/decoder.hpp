@@ -132,6 +132,11 @@ class Decoder {
   at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias = {}) const;
   void check_cache(const KvCache& cache, const char* caller) const;
   at::Tensor embed(const at::Tensor& ids) const;
+  struct Qkv;
+  // q, k and v of a block's input (normed, rotated, appended to the step's cache).
+  Qkv project_qkv(int64_t layer, const at::Tensor& x, Step& step) const;
+  // Attention of q over the keys and values (the cache's, in a cached step): [B, Q, heads * D].
+  at::Tensor attend(int64_t layer, const Qkv& qkv, Step& step) const;
   at::Tensor self_attention(int64_t layer, const at::Tensor& x, Step& step) const;
   at::Tensor mlp(int64_t layer, const at::Tensor& x) const;
   Residual block(int64_t layer, const Residual& in, Step& step) const;
