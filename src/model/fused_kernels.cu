@@ -61,30 +61,36 @@ __device__ __forceinline__ T norm_value(float normed, float w, float offset) {
   return offset != 0.f ? from_float<T>(normed * (w + offset)) : from_float<T>(w * rounded<T>(normed));
 }
 
-// RMSNorm over rows of any length, one element at a time (where the vector kernel below does not
-// apply). With b: the residual addition first, sum = round(a + b) written out and normed. Input
-// rows come in groups (rows_per_group adjacent rows, groups group_stride elements apart); sum
-// and out are contiguous. sum is written and read back by the same thread: not __restrict__.
 template <typename T>
-__global__ void rms_norm_kernel(const T* __restrict__ a, const T* __restrict__ b, const T* __restrict__ weight,
-                                T* sum, T* __restrict__ out, int64_t hidden, int64_t rows_per_group,
-                                int64_t group_stride, float eps, float offset) {
+__global__ void rms_norm_kernel(const T* __restrict__ x, const T* __restrict__ weight, T* __restrict__ out,
+                                int64_t hidden, int64_t rows_per_group, int64_t group_stride, float eps, float offset) {
   const int64_t row = blockIdx.x;
-  const int64_t in_start = (row / rows_per_group) * group_stride + (row % rows_per_group) * hidden;
-  const int64_t out_start = row * hidden;
-  const T* normed_input = b != nullptr ? sum + out_start : a + in_start;
+  const T* in = x + (row / rows_per_group) * group_stride + (row % rows_per_group) * hidden;
+  float sum = 0.f;
+  for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x) {
+    const float v = to_float(in[i]);
+    sum += v * v;
+  }
+  const float inv_rms = rsqrtf(block_sum(sum) / static_cast<float>(hidden) + eps);
+  T* o = out + row * hidden;
+  for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x)
+    o[i] = norm_value<T>(to_float(in[i]) * inv_rms, to_float(weight[i]), offset);
+}
+
+// sum is written and read back by the same thread, so it is not declared __restrict__.
+template <typename T>
+__global__ void add_rms_norm_kernel(const T* __restrict__ a, const T* __restrict__ b, const T* __restrict__ weight,
+                                    T* sum, T* __restrict__ out, int64_t hidden, float eps, float offset) {
+  const int64_t base = static_cast<int64_t>(blockIdx.x) * hidden;
   float squares = 0.f;
   for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x) {
-    float v = to_float(a[in_start + i]);
-    if (b != nullptr) {
-      v = rounded<T>(v + to_float(b[in_start + i]));
-      sum[out_start + i] = from_float<T>(v);
-    }
+    const float v = rounded<T>(to_float(a[base + i]) + to_float(b[base + i]));
+    sum[base + i] = from_float<T>(v);
     squares += v * v;
   }
   const float inv_rms = rsqrtf(block_sum(squares) / static_cast<float>(hidden) + eps);
   for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x)
-    out[out_start + i] = norm_value<T>(to_float(normed_input[i]) * inv_rms, to_float(weight[i]), offset);
+    out[base + i] = norm_value<T>(to_float(sum[base + i]) * inv_rms, to_float(weight[i]), offset);
 }
 
 // RMSNorm of rows held in registers: each thread reads up to kNormVectors 16-byte vectors of a
@@ -97,7 +103,7 @@ __global__ void rms_norm_vector_kernel(const T* __restrict__ a, const T* __restr
                                        T* __restrict__ sum, T* __restrict__ out, int64_t hidden, int64_t rows_per_group,
                                        int64_t group_stride, float eps, float offset) {
   constexpr int V = kPerVector<T>;
-  const int64_t row = blockIdx.x;
+  const int64_t row = blockIdx.x, vectors = hidden / V;
   const int64_t in_start = (row / rows_per_group) * group_stride + (row % rows_per_group) * hidden;
   const int64_t out_start = row * hidden;
   float x[kNormVectors][V];
@@ -142,7 +148,9 @@ __global__ void rms_norm_vector_kernel(const T* __restrict__ a, const T* __restr
 int norm_vector_threads(int64_t hidden, int64_t group_stride, int64_t element_size,
                         std::initializer_list<const void*> pointers) {
   const int64_t per_vector = 16 / element_size;
-  if (hidden % per_vector != 0 || group_stride % per_vector != 0 || !detail::aligned16(pointers)) return 0;
+  if (hidden % per_vector != 0 || group_stride % per_vector != 0) return 0;
+  for (const void* p : pointers)
+    if (reinterpret_cast<std::uintptr_t>(p) % 16 != 0) return 0;
   const int64_t vectors = hidden / per_vector;
   const int64_t threads = ((vectors + kNormVectors - 1) / kNormVectors + 31) / 32 * 32;
   return threads <= 1024 ? static_cast<int>(threads) : 0;
@@ -270,44 +278,44 @@ unsigned elementwise_blocks(int64_t n) {
 
 }  // namespace
 
-namespace {
-
-// RMSNorm (with b: after the residual addition) by the vector kernel where it applies, else by
-// the element-wise one.
-void launch_rms_norm(ElementType type, const char* what, const void* a, const void* b, const void* weight, void* sum,
-                     void* out, int64_t rows, int64_t hidden, int64_t rows_per_group, int64_t group_stride, float eps,
-                     float offset, cudaStream_t stream) {
+void rms_norm(ElementType type, const void* x, const void* weight, void* out, int64_t rows, int64_t hidden,
+              int64_t rows_per_group, int64_t group_stride, float eps, float offset, cudaStream_t stream) {
   if (rows == 0) return;
-  dispatch(type, what, [&](auto tag) {
+  dispatch(type, "fused rms_norm", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const auto* xt = static_cast<const T*>(x);
+    const auto* wt = static_cast<const T*>(weight);
+    auto* ot = static_cast<T*>(out);
+    const int threads = norm_vector_threads(hidden, group_stride, sizeof(T), {x, weight, out});
+    if (threads > 0) {
+      rms_norm_vector_kernel<T><<<static_cast<unsigned>(rows), threads, 0, stream>>>(
+          xt, nullptr, wt, nullptr, ot, hidden, rows_per_group, group_stride, eps, offset);
+    } else {
+      rms_norm_kernel<T><<<static_cast<unsigned>(rows), kNormThreads, 0, stream>>>(xt, wt, ot, hidden, rows_per_group,
+                                                                                   group_stride, eps, offset);
+    }
+  });
+}
+
+void add_rms_norm(ElementType type, const void* a, const void* b, const void* weight, void* sum, void* out,
+                  int64_t rows, int64_t hidden, float eps, float offset, cudaStream_t stream) {
+  if (rows == 0) return;
+  dispatch(type, "fused add + rms_norm", [&](auto tag) {
     using T = typename decltype(tag)::type;
     const auto* at = static_cast<const T*>(a);
     const auto* bt = static_cast<const T*>(b);
     const auto* wt = static_cast<const T*>(weight);
     auto* st = static_cast<T*>(sum);
     auto* ot = static_cast<T*>(out);
-    const int threads = norm_vector_threads(hidden, group_stride, sizeof(T), {a, b, weight, sum, out});
+    const int threads = norm_vector_threads(hidden, hidden, sizeof(T), {a, b, weight, sum, out});
     if (threads > 0) {
-      rms_norm_vector_kernel<T><<<static_cast<unsigned>(rows), threads, 0, stream>>>(
-          at, bt, wt, st, ot, hidden, rows_per_group, group_stride, eps, offset);
+      rms_norm_vector_kernel<T><<<static_cast<unsigned>(rows), threads, 0, stream>>>(at, bt, wt, st, ot, hidden, rows,
+                                                                                     rows * hidden, eps, offset);
     } else {
-      rms_norm_kernel<T><<<static_cast<unsigned>(rows), kNormThreads, 0, stream>>>(
-          at, bt, wt, st, ot, hidden, rows_per_group, group_stride, eps, offset);
+      add_rms_norm_kernel<T><<<static_cast<unsigned>(rows), kNormThreads, 0, stream>>>(at, bt, wt, st, ot, hidden, eps,
+                                                                                       offset);
     }
   });
-}
-
-}  // namespace
-
-void rms_norm(ElementType type, const void* x, const void* weight, void* out, int64_t rows, int64_t hidden,
-              int64_t rows_per_group, int64_t group_stride, float eps, float offset, cudaStream_t stream) {
-  launch_rms_norm(type, "fused rms_norm", x, nullptr, weight, nullptr, out, rows, hidden, rows_per_group, group_stride,
-                  eps, offset, stream);
-}
-
-void add_rms_norm(ElementType type, const void* a, const void* b, const void* weight, void* sum, void* out,
-                  int64_t rows, int64_t hidden, float eps, float offset, cudaStream_t stream) {
-  launch_rms_norm(type, "fused add + rms_norm", a, b, weight, sum, out, rows, hidden, rows, rows * hidden, eps, offset,
-                  stream);
 }
 
 bool attention_inputs_support(int64_t dim) { return dim == 64 || dim == 128 || dim == 256; }
@@ -337,8 +345,9 @@ void gated_activation(ElementType type, const void* gate, const void* up, void* 
     const auto* gt = static_cast<const T*>(gate);
     const auto* ut = static_cast<const T*>(up);
     auto* ot = static_cast<T*>(out);
+    const auto aligned = [](const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; };
     constexpr int V = kPerVector<T>;
-    if (width % V == 0 && row_stride % V == 0 && detail::aligned16({gate, up, out})) {
+    if (width % V == 0 && row_stride % V == 0 && aligned(gate) && aligned(up) && aligned(out)) {
       gated_activation_vector_kernel<T><<<elementwise_blocks(n / V), 256, 0, stream>>>(gt, ut, ot, rows, width,
                                                                                         row_stride, gelu_tanh);
     } else {

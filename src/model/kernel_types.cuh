@@ -5,8 +5,6 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
-#include <cstdint>
-#include <initializer_list>
 #include <stdexcept>
 #include <string>
 
@@ -35,14 +33,6 @@ __device__ __forceinline__ float rounded(float v) { return to_float(from_float<T
 __device__ __forceinline__ float warp_sum(float v) {
   for (int d = 16; d > 0; d /= 2) v += __shfl_xor_sync(0xffffffffu, v, d);
   return v;
-}
-
-// Whether every pointer is 16-byte aligned (null counts as aligned): what a kernel reading 16
-// bytes at a time needs.
-inline bool aligned16(std::initializer_list<const void*> pointers) {
-  for (const void* p : pointers)
-    if (reinterpret_cast<std::uintptr_t>(p) % 16 != 0) return false;
-  return true;
 }
 
 inline void check_launch(const char* what) {

@@ -70,7 +70,8 @@ void launch(const void* x, const void* w, const void* bias, void* out, int64_t o
 }  // namespace
 
 bool matrix_vector_support(int64_t in_features, int64_t element_size, const void* x, const void* w) {
-  return element_size > 0 && in_features > 0 && (in_features * element_size) % 16 == 0 && detail::aligned16({x, w});
+  const auto aligned = [](const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; };
+  return element_size > 0 && in_features > 0 && (in_features * element_size) % 16 == 0 && aligned(x) && aligned(w);
 }
 
 void matrix_vector(ElementType type, const void* x, const void* w, const void* bias, void* out, int64_t out_features,
