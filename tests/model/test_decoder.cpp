@@ -1,8 +1,14 @@
 // Decoder: every family against a float64 reference, batching, early exit, checked loading.
 #include "gpujob/model/attention.hpp"
 #include "gpujob/model/decoder.hpp"
+#include "gpujob/model/decoder_weights.hpp"
+#include "gpujob/model/rope.hpp"
+#include "gpujob/model/safetensors.hpp"
 #include "gpujob/util/error.hpp"
 #include "model/tiny_model.hpp"
+
+#include <set>
+#include <utility>
 
 // Last: libtorch's logging header defines its own CHECK, which Catch's must replace.
 #include "catch.hpp"
@@ -253,5 +259,26 @@ TEST_CASE("checked loading names the tensor, both shapes and the file") {
     auto decoder = Decoder::load(tiny::write_checkpoint(json, good), {});
     CHECK_THROWS_WITH(decoder->forward(TokenBatch::from_sequences({{1, 61}}), {{}, true}),
                       Catch::EndsWith("/config.json: token id 61 is outside the vocabulary [0, 61)"));
+  }
+}
+
+TEST_CASE("layers with one rope share one frequency tensor, so a forward builds its tables once") {
+  // Gemma 3's local layers use rope_local_base_freq, its global ones rope_theta: two tensors.
+  for (const auto& [kind, distinct] : std::vector<std::pair<std::string, size_t>>{{"llama3", 1}, {"qwen3", 1},
+                                                                                  {"gemma3", 2}}) {
+    INFO("model " << kind);
+    const auto json = tiny::config_for(kind);
+    ModelConfig config = parse_model_config(json, "config.json");
+    const std::string dir = tiny::write_checkpoint(json, tiny::random_weights(config, 5));
+    const auto weights = load_decoder_weights(config, SafetensorsArchive::open_directory(dir), dir, {});
+    REQUIRE(weights->inv_freq.size() == static_cast<size_t>(config.num_layers));
+    std::set<const void*> storages;
+    for (size_t l = 0; l < weights->inv_freq.size(); ++l) {
+      storages.insert(weights->inv_freq[l].data_ptr());
+      // Each layer's tensor holds that layer's own frequencies.
+      const at::Tensor own = rope_inverse_frequencies(config.layers[l].rope, config.head_dim);
+      CHECK(at::equal(weights->inv_freq[l], own));
+    }
+    CHECK(storages.size() == distinct);
   }
 }
