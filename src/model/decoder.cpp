@@ -1,6 +1,7 @@
 // The decoder: one implementation for Llama, Qwen2, Qwen3 and Gemma 3, switched by ModelConfig.
 #include "gpujob/model/decoder.hpp"
 
+#include "decoder_step.hpp"
 #include "gpujob/model/attention.hpp"
 #include "gpujob/model/decoder_weights.hpp"
 #include "gpujob/model/fused_ops.hpp"
@@ -11,73 +12,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <map>
-#include <set>
 
 namespace gpujob::model {
-
-// Per-call state shared by every block: positions, masks and rope tables (built once per
-// distinct window / rope), and for cached calls where new keys and values go.
-struct Decoder::Step {
-  at::Tensor positions;               // int64 [batch, tokens]: rope positions and mask rows
-  int64_t key_len = 0;                // keys each query row is masked against
-  bool plain_causal = false;          // every row at positions 0..tokens-1, keys the same tokens
-  std::map<int64_t, at::Tensor> masks;        // window (0: none) -> bool [batch, 1, tokens, key_len]
-  std::map<int64_t, at::Tensor> biases;       // window -> the mask as the fused kernel takes it
-  std::map<const void*, RopeTables> tables;   // inv_freq storage -> tables
-  KvCache* cache = nullptr;
-  at::Tensor read_slots;   // int64 [batch]: cache slot of each row
-  int64_t first_slot = -1; // >= 0 when the rows are the consecutive slots first_slot, +1, ...
-  at::Tensor write_src;    // int64 [valid tokens]: row * tokens + i of each new token; undefined: all rows
-  at::Tensor write_dst;    // int64 [valid tokens]: slot * max_len + position
-  at::Tensor cache_rows;   // int64 [batch * tokens]: write_dst of each token, -1 for padding (fused path)
-  // Queries at some rows only (Decoder::forward's deepest_rows): int64 [batch * R] flat indices
-  // b * tokens + i of those rows, and their positions [batch, R]. Undefined: a query per row.
-  at::Tensor query_rows;
-  at::Tensor query_positions;
-  std::map<const void*, RopeTables> query_tables;
-
-  // Undefined for plain causal attention (see attention()), which a window changes only when
-  // it is shorter than the sequence.
-  const at::Tensor& mask(int64_t window) {
-    static const at::Tensor kCausal;
-    if (plain_causal && (window == 0 || window >= key_len)) return kCausal;
-    auto it = masks.find(window);
-    if (it == masks.end()) it = masks.emplace(window, position_mask(queries_at(), key_len, window)).first;
-    return it->second;
-  }
-  const at::Tensor& bias(int64_t window, int64_t heads, int64_t kv_heads, at::ScalarType dtype,
-                         const AttentionParams& params, AttentionBackend backend) {
-    auto it = biases.find(window);
-    if (it == biases.end())
-      it = biases.emplace(window, fused_attention_bias(mask(window), heads, kv_heads, dtype, params, backend)).first;
-    return it->second;
-  }
-  const at::Tensor& queries_at() const { return query_positions.defined() ? query_positions : positions; }
-  // t [batch, tokens, ...] at the query rows, [batch, R, ...]; t itself when every row queries.
-  at::Tensor at_query_rows(const at::Tensor& t) const {
-    if (!query_rows.defined()) return t;
-    const int64_t batch = t.size(0);
-    return t.flatten(0, 1).index_select(0, query_rows).unflatten(0, {batch, -1});
-  }
-  // Tables at every row's position (keys), and at the query rows' positions (queries).
-  const RopeTables& rope(const at::Tensor& inv_freq, at::ScalarType dtype) {
-    return rope_at(tables, positions, inv_freq, dtype);
-  }
-  const RopeTables& query_rope(const at::Tensor& inv_freq, at::ScalarType dtype) {
-    if (!query_positions.defined()) return rope(inv_freq, dtype);
-    return rope_at(query_tables, query_positions, inv_freq, dtype);
-  }
-
- private:
-  static const RopeTables& rope_at(std::map<const void*, RopeTables>& cache, const at::Tensor& at_positions,
-                                   const at::Tensor& inv_freq, at::ScalarType dtype) {
-    const void* key = inv_freq.data_ptr();
-    auto it = cache.find(key);
-    if (it == cache.end()) it = cache.emplace(key, rope_tables(inv_freq, at_positions, dtype)).first;
-    return it->second;
-  }
-};
 
 TokenBatch TokenBatch::from_sequences(const std::vector<std::vector<int64_t>>& sequences) {
   TokenBatch batch;
@@ -410,112 +346,6 @@ void Decoder::select_query_rows(const TokenBatch& batch, const std::vector<std::
   step.plain_causal = false;  // the mask rows are the query rows' positions now
   step.masks.clear();
   step.biases.clear();
-}
-
-KvCacheShape Decoder::kv_cache_shape() const {
-  return {config_.num_layers, weights_->local_kv_heads, config_.head_dim};
-}
-
-KvCache Decoder::make_kv_cache(int64_t n_slots, int64_t max_len) const {
-  return KvCache(kv_cache_shape(), n_slots, max_len, options_.dtype, options_.device);
-}
-
-void Decoder::check_cache(const KvCache& cache, const char* caller) const {
-  const KvCacheShape expected = kv_cache_shape();
-  GPUJOB_CHECK(cache.shape().num_layers == expected.num_layers &&
-                   cache.shape().n_kv_heads == expected.n_kv_heads &&
-                   cache.shape().head_dim == expected.head_dim && cache.dtype() == options_.dtype &&
-                   cache.device() == options_.device,
-               caller, ": the KV cache was not made for this decoder (use make_kv_cache)");
-}
-
-at::Tensor Decoder::forward_cached(KvCache& cache, const std::vector<int64_t>& slots,
-                                   const std::vector<std::vector<int64_t>>& new_tokens) const {
-  at::NoGradGuard no_grad;
-  GPUJOB_CHECK(!slots.empty() && slots.size() == new_tokens.size(), "forward_cached: ",
-               slots.size(), " slots but ", new_tokens.size(), " token lists");
-  check_cache(cache, "forward_cached");
-  const int64_t B = static_cast<int64_t>(slots.size());
-  int64_t T = 0;
-  std::set<int64_t> seen;
-  for (int64_t b = 0; b < B; ++b) {
-    const int64_t slot = slots[b];
-    GPUJOB_CHECK(seen.insert(slot).second, "forward_cached: slot ", slot, " appears twice");
-    const int64_t n = static_cast<int64_t>(new_tokens[b].size());
-    GPUJOB_CHECK(n > 0, "forward_cached: no new tokens for slot ", slot);
-    GPUJOB_CHECK(cache.length(slot) + n <= cache.max_len(), "forward_cached: slot ", slot, " holds ",
-                 cache.length(slot), " positions, ", n, " more exceed max_len ", cache.max_len());
-    T = std::max(T, n);
-  }
-
-  // Host-side index tables, moved to the device once per call.
-  std::vector<int64_t> ids(B * T, 0), positions(B * T), src, dst, cache_rows(B * T, -1);
-  int64_t key_len = 0;
-  for (int64_t b = 0; b < B; ++b) {
-    const int64_t start = cache.length(slots[b]);
-    const int64_t n = static_cast<int64_t>(new_tokens[b].size());
-    for (int64_t i = 0; i < T; ++i) {
-      // Padding rows repeat the last real position, so their mask rows are never empty.
-      positions[b * T + i] = start + std::min(i, n - 1);
-      if (i < n) {
-        check_token(new_tokens[b][i]);
-        ids[b * T + i] = new_tokens[b][i];
-        src.push_back(b * T + i);
-        dst.push_back(slots[b] * cache.max_len() + start + i);
-        cache_rows[b * T + i] = dst.back();
-      }
-    }
-    key_len = std::max(key_len, start + n);
-  }
-  const auto on_device = [&](const std::vector<int64_t>& v, std::vector<int64_t> shape) {
-    return at::tensor(v, at::kLong).view(shape).to(options_.device);
-  };
-  Step step;
-  step.positions = on_device(positions, {B, T});
-  step.key_len = attended_key_length(key_len, cache.max_len());
-  step.cache = &cache;
-  step.read_slots = on_device(slots, {B});
-  bool consecutive = true;
-  for (int64_t b = 1; b < B; ++b) consecutive = consecutive && slots[b] == slots[0] + b;
-  if (consecutive) step.first_slot = slots[0];
-  step.write_src = on_device(src, {static_cast<int64_t>(src.size())});
-  step.write_dst = on_device(dst, {static_cast<int64_t>(dst.size())});
-  step.cache_rows = on_device(cache_rows, {B * T});
-
-  Residual r{embed(on_device(ids, {B, T})), {}};
-  for (int64_t l = 0; l < config_.num_layers; ++l) r = block(l, r, step);
-  std::vector<int64_t> last(B);
-  for (int64_t b = 0; b < B; ++b) last[b] = b * T + static_cast<int64_t>(new_tokens[b].size()) - 1;
-  const at::Tensor last_rows = on_device(last, {B});
-  const auto at_last = [&](const at::Tensor& t) {
-    return t.defined() ? t.reshape({B * T, -1}).index_select(0, last_rows) : t;
-  };
-  at::Tensor logits = lm_head(add_rms_norm(at_last(r.h), at_last(r.pending), weights_->final_norm).second);
-  for (int64_t b = 0; b < B; ++b)
-    cache.set_length(slots[b], cache.length(slots[b]) + static_cast<int64_t>(new_tokens[b].size()));
-  return logits;
-}
-
-at::Tensor Decoder::decode_step(KvCache& cache, const at::Tensor& ids, const at::Tensor& positions,
-                                int64_t key_len) const {
-  at::NoGradGuard no_grad;
-  check_cache(cache, "decode_step");
-  const int64_t S = cache.n_slots();
-  GPUJOB_CHECK(ids.dim() == 1 && ids.size(0) == S && positions.dim() == 1 && positions.size(0) == S,
-               "decode_step: ids and positions must be [", S, "] (one per cache slot)");
-  GPUJOB_CHECK(key_len >= 1 && key_len <= cache.max_len(), "decode_step: key_len ", key_len,
-               " is outside [1, ", cache.max_len(), "]");
-  Step step;
-  step.positions = positions.view({S, 1});
-  step.key_len = key_len;
-  step.cache = &cache;
-  step.first_slot = 0;  // every slot, in order: the cache is read in place
-  // write_src stays undefined (every row is new); each slot writes at slot * max_len + position.
-  step.write_dst = at::arange(S, positions.options()) * cache.max_len() + positions;
-  step.cache_rows = step.write_dst;
-  Residual r{embed(ids.view({S, 1})), {}};
-  for (int64_t l = 0; l < config_.num_layers; ++l) r = block(l, r, step);
-  return lm_head(add_rms_norm(r.h, r.pending, weights_->final_norm).second.select(1, 0));
 }
 
 }  // namespace gpujob::model

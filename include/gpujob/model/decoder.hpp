@@ -57,7 +57,7 @@ struct ForwardRequest {
   std::vector<std::vector<int64_t>> deepest_rows;
 };
 
-class DecoderWeights;  // per-layer tensors, defined in decoder.cpp
+class DecoderWeights;  // the weights, defined in gpujob/model/decoder_weights.hpp
 
 class Decoder {
  public:
