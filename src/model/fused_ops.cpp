@@ -46,6 +46,12 @@ void require(const at::Tensor& t, const at::Tensor& like, const char* what, bool
                " on ", like.device());
 }
 
+// An index table a kernel reads on the device: contiguous int64 [n] on CUDA.
+void require_index(const at::Tensor& t, int64_t n, const char* op, const char* what) {
+  GPUJOB_CHECK(t.is_cuda() && t.scalar_type() == at::kLong && t.is_contiguous() && t.numel() == n, op, ": ", what,
+               " must be int64 [", n, "] on the device");
+}
+
 // Whether dims [0, last] of t merge into one dimension (each stride the next one's extent).
 bool mergeable(const at::Tensor& t, int64_t last) {
   for (int64_t i = 0; i < last; ++i) {
@@ -190,9 +196,7 @@ std::pair<at::Tensor, at::Tensor> fused_attention_inputs(const at::Tensor& qkv, 
   if (cache != nullptr) {
     require(cache->keys, qkv, "the key cache");
     require(cache->values, qkv, "the value cache");
-    GPUJOB_CHECK(cache->rows.is_cuda() && cache->rows.scalar_type() == at::kLong && cache->rows.is_contiguous() &&
-                     cache->rows.numel() == B * T,
-                 "fused attention inputs: cache rows must be int64 [", B * T, "] on the device");
+    require_index(cache->rows, B * T, "fused attention inputs", "cache rows");
     in.cache_rows = cache->rows.data_ptr<int64_t>();
     in.k_cache = cache->keys.data_ptr();
     in.v_cache = cache->values.data_ptr();
@@ -217,12 +221,8 @@ at::Tensor fused_decode_attention(const DecodeAttentionRequest& r) {
   require(r.keys, q, "the key cache");
   require(r.values, q, "the value cache");
   const int64_t batch = q.size(0);
-  const auto check_index = [&](const at::Tensor& t, const char* what) {
-    GPUJOB_CHECK(t.is_cuda() && t.scalar_type() == at::kLong && t.is_contiguous() && t.numel() == batch,
-                 "fused decode attention: ", what, " must be int64 [", batch, "] on the device");
-  };
-  check_index(r.positions, "positions");
-  if (r.slots.defined()) check_index(r.slots, "slots");
+  require_index(r.positions, batch, "fused decode attention", "positions");
+  if (r.slots.defined()) require_index(r.slots, batch, "fused decode attention", "slots");
   GPUJOB_CHECK(r.key_len >= 1 && r.key_len <= r.keys.size(1), "fused decode attention: key_len ", r.key_len,
                " is outside [1, ", r.keys.size(1), "]");
   kernels::DecodeAttention a;
