@@ -1,6 +1,8 @@
 // Linear layers at the row counts of a decode step, as weight bytes read per second, for
 // BENCHMARKS.md: cuBLAS (at::linear) at 1 to 8 rows, and gpujob's matrix-vector kernel
-// (fused_linear) at one row, where the decoder uses it. Each
+// (fused_linear) at one row, where the decoder uses it; then the gated MLP's gate/up layer with its
+// activation at one row: cuBLAS + the activation kernel, the matrix-vector kernel + the activation
+// kernel, and the one gated kernel (fused_gated_linear). Each
 // variant runs from a CUDA graph of 32 calls over enough copies of the weight that none is still
 // in the L2 cache, so the times are the kernels' own, not the host's launch overhead (compare
 // with the device copy rate of bench/hf_baselines.py limits).
@@ -89,6 +91,24 @@ int main(int argc, char** argv) {
       }
       std::printf("\n");
     }
+  }
+  std::printf("\ngate/up + activation, one row (out = 2 x width)\n%-14s %14s %14s %14s %12s\n", "out x in",
+              "cuBLAS+act us", "kernel+act us", "gated us", "gated GB/s");
+  for (const auto& [out, in] : shapes) {
+    if (out % 2 != 0) continue;
+    const double bytes = 2.0 * out * in;
+    const int copies = static_cast<int>(std::max(2.0, 1.5e9 / bytes));
+    std::vector<at::Tensor> weights;
+    for (int c = 0; c < copies; ++c) weights.push_back(at::randn({out, in}, opts) * 0.02);
+    const at::Tensor x = at::randn({1, in}, opts);
+    at::Tensor y;
+    const double blas = seconds_per_call(
+        [&](int i) { y = fused_gated_activation(at::linear(x, weights[i % copies]), false); }, 32);
+    const double two = seconds_per_call(
+        [&](int i) { y = fused_gated_activation(fused_linear(x, weights[i % copies], {}), false); }, 32);
+    const double gated = seconds_per_call([&](int i) { y = fused_gated_linear(x, weights[i % copies], false); }, 32);
+    std::printf("%6lld x %-6lld %14.1f %14.1f %14.1f %12.0f\n", static_cast<long long>(out), static_cast<long long>(in),
+                blas * 1e6, two * 1e6, gated * 1e6, bytes / gated / 1e9);
   }
   return 0;
 }

@@ -5,6 +5,7 @@
 // values), and a second kernel merges the ranges. Scores, softmax and sums are float32.
 #include "decode_attention.cuh"
 
+#include "kernel_launch.cuh"
 #include "kernel_types.cuh"
 
 #include <cmath>
@@ -14,6 +15,7 @@ namespace gpujob::model::kernels {
 namespace {
 
 using detail::dispatch;
+using detail::start_after_prior_grids;
 using detail::from_float;
 using detail::to_float;
 using detail::warp_sum;
@@ -47,6 +49,7 @@ int64_t split_count(const DecodeAttention& a) {
 // and acc[dim] = sum of exp(score - m) v, laid out [row, head, split] then [row, head, split, dim].
 template <typename T, int kE, int kRep>
 __global__ void __launch_bounds__(kWarps * 32) decode_attention_partial_kernel(DecodeAttention a, int64_t splits) {
+  start_after_prior_grids();
   constexpr int kDim = 32 * kE;
   constexpr int kKeys = kE >= 8 ? 2 : 4;  // keys per warp per iteration (fewer for long heads: registers)
   const int lane = threadIdx.x & 31, warp = threadIdx.x / 32;
@@ -176,6 +179,7 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention_partial_kernel(D
 // weight of each split, exp(m - max m), is computed once into shared memory (splits floats).
 template <typename T>
 __global__ void decode_attention_merge_kernel(DecodeAttention a, int64_t splits) {
+  start_after_prior_grids();
   extern __shared__ float weights[];
   const int64_t head_row = blockIdx.x;  // row * heads + head
   const int64_t parts = a.batch * a.heads * splits;
@@ -207,10 +211,14 @@ template <typename T, int kE>
 void launch_partial(const DecodeAttention& a, int64_t splits, cudaStream_t stream) {
   const int n_rep = static_cast<int>(a.heads / a.kv_heads);
   const auto blocks = static_cast<unsigned>(a.batch * a.kv_heads * splits);
-  if (n_rep <= 1) decode_attention_partial_kernel<T, kE, 1><<<blocks, kWarps * 32, 0, stream>>>(a, splits);
-  else if (n_rep <= 2) decode_attention_partial_kernel<T, kE, 2><<<blocks, kWarps * 32, 0, stream>>>(a, splits);
-  else if (n_rep <= 4) decode_attention_partial_kernel<T, kE, 4><<<blocks, kWarps * 32, 0, stream>>>(a, splits);
-  else decode_attention_partial_kernel<T, kE, 8><<<blocks, kWarps * 32, 0, stream>>>(a, splits);
+  if (n_rep <= 1)
+    detail::launch(decode_attention_partial_kernel<T, kE, 1>, blocks, kWarps * 32, 0, stream, a, splits);
+  else if (n_rep <= 2)
+    detail::launch(decode_attention_partial_kernel<T, kE, 2>, blocks, kWarps * 32, 0, stream, a, splits);
+  else if (n_rep <= 4)
+    detail::launch(decode_attention_partial_kernel<T, kE, 4>, blocks, kWarps * 32, 0, stream, a, splits);
+  else
+    detail::launch(decode_attention_partial_kernel<T, kE, 8>, blocks, kWarps * 32, 0, stream, a, splits);
 }
 
 }  // namespace
@@ -233,12 +241,18 @@ void decode_attention(ElementType type, const DecodeAttention& a, cudaStream_t s
   dispatch(type, "decode attention", [&](auto tag) {
     using T = typename decltype(tag)::type;
     switch (a.dim) {
-      case 64: launch_partial<T, 2>(a, splits, stream); break;
-      case 128: launch_partial<T, 4>(a, splits, stream); break;
-      default: launch_partial<T, 8>(a, splits, stream); break;
+      case 64:
+        launch_partial<T, 2>(a, splits, stream);
+        break;
+      case 128:
+        launch_partial<T, 4>(a, splits, stream);
+        break;
+      default:
+        launch_partial<T, 8>(a, splits, stream);
+        break;
     }
-    decode_attention_merge_kernel<T><<<static_cast<unsigned>(a.batch * a.heads), 128, splits * sizeof(float), stream>>>(
-        a, splits);
+    detail::launch(decode_attention_merge_kernel<T>, static_cast<unsigned>(a.batch * a.heads), 128,
+                   splits * sizeof(float), stream, a, splits);
   });
 }
 

@@ -225,7 +225,9 @@ at::Tensor Decoder::mlp(int64_t l, const at::Tensor& x) const {
   const auto& w = weights_->layers[l];
   const bool gelu = config_.activation != Activation::kSilu;
   at::Tensor activated;
-  if (fused_ops_) {
+  if (fused_ops_ && fused_linear_apply(x, w.gate_up)) {
+    activated = fused_gated_linear(x, w.gate_up, gelu);  // one row: both weight rows and the activation, one kernel
+  } else if (fused_ops_) {
     // One GEMM for gate and up (stacked weights), then one kernel where it applies.
     const at::Tensor gate_up = linear(x, w.gate_up);
     if (fused_ops_apply(gate_up)) {

@@ -2,6 +2,7 @@
 // rounds to the element type exactly where the unfused ATen expression does, so results match it.
 #include "fused_kernels.cuh"
 
+#include "kernel_launch.cuh"
 #include "kernel_types.cuh"
 
 #include <cstdint>
@@ -10,7 +11,9 @@
 namespace gpujob::model::kernels {
 namespace {
 
+using detail::activation;
 using detail::dispatch;
+using detail::start_after_prior_grids;
 using detail::from_float;
 using detail::rounded;
 using detail::to_float;
@@ -64,6 +67,7 @@ __device__ __forceinline__ T norm_value(float normed, float w, float offset) {
 template <typename T>
 __global__ void rms_norm_kernel(const T* __restrict__ x, const T* __restrict__ weight, T* __restrict__ out,
                                 int64_t hidden, int64_t rows_per_group, int64_t group_stride, float eps, float offset) {
+  start_after_prior_grids();
   const int64_t row = blockIdx.x;
   const T* in = x + (row / rows_per_group) * group_stride + (row % rows_per_group) * hidden;
   float sum = 0.f;
@@ -81,6 +85,7 @@ __global__ void rms_norm_kernel(const T* __restrict__ x, const T* __restrict__ w
 template <typename T>
 __global__ void add_rms_norm_kernel(const T* __restrict__ a, const T* __restrict__ b, const T* __restrict__ weight,
                                     T* sum, T* __restrict__ out, int64_t hidden, float eps, float offset) {
+  start_after_prior_grids();
   const int64_t base = static_cast<int64_t>(blockIdx.x) * hidden;
   float squares = 0.f;
   for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x) {
@@ -102,8 +107,9 @@ template <typename T>
 __global__ void rms_norm_vector_kernel(const T* __restrict__ a, const T* __restrict__ b, const T* __restrict__ weight,
                                        T* __restrict__ sum, T* __restrict__ out, int64_t hidden, int64_t rows_per_group,
                                        int64_t group_stride, float eps, float offset) {
+  start_after_prior_grids();
   constexpr int V = kPerVector<T>;
-  const int64_t row = blockIdx.x, vectors = hidden / V;
+  const int64_t row = blockIdx.x;
   const int64_t in_start = (row / rows_per_group) * group_stride + (row % rows_per_group) * hidden;
   const int64_t out_start = row * hidden;
   float x[kNormVectors][V];
@@ -162,6 +168,7 @@ constexpr int kHeadWarps = 8;
 
 template <typename T, int kPerLane>
 __global__ void attention_inputs_kernel(AttentionInputs in) {
+  start_after_prior_grids();
   const int lane = threadIdx.x & 31;
   const int64_t warp = static_cast<int64_t>(blockIdx.x) * kHeadWarps + threadIdx.x / 32;
   const bool cached = in.cache_rows != nullptr;
@@ -212,18 +219,10 @@ __global__ void attention_inputs_kernel(AttentionInputs in) {
   }
 }
 
-__device__ __forceinline__ float activation(float g, bool gelu_tanh) {
-  if (gelu_tanh) {
-    const float kBeta = 0.7978845608028654f;  // sqrt(2 / pi)
-    const float kKappa = 0.044715f;
-    return 0.5f * g * (1.f + tanhf(kBeta * (g + kKappa * g * g * g)));
-  }
-  return g / (1.f + expf(-g));
-}
-
 template <typename T>
 __global__ void gated_activation_kernel(const T* __restrict__ gate, const T* __restrict__ up, T* __restrict__ out,
                                         int64_t rows, int64_t width, int64_t row_stride, bool gelu_tanh) {
+  start_after_prior_grids();
   const int64_t n = rows * width;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
@@ -238,6 +237,7 @@ template <typename T>
 __global__ void gated_activation_vector_kernel(const T* __restrict__ gate, const T* __restrict__ up,
                                                T* __restrict__ out, int64_t rows, int64_t width, int64_t row_stride,
                                                bool gelu_tanh) {
+  start_after_prior_grids();
   constexpr int V = kPerVector<T>;
   const int64_t per_row = width / V, n = rows * per_row;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
@@ -257,6 +257,7 @@ template <typename T>
 __global__ void rope_kernel(const T* __restrict__ x, const T* __restrict__ cos, const T* __restrict__ sin,
                             T* __restrict__ out, int64_t batch_tokens, int64_t heads, int64_t dim,
                             int64_t token_stride) {
+  start_after_prior_grids();
   const int64_t half = dim / 2;
   const int64_t n = batch_tokens * heads * dim;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
@@ -288,11 +289,11 @@ void rms_norm(ElementType type, const void* x, const void* weight, void* out, in
     auto* ot = static_cast<T*>(out);
     const int threads = norm_vector_threads(hidden, group_stride, sizeof(T), {x, weight, out});
     if (threads > 0) {
-      rms_norm_vector_kernel<T><<<static_cast<unsigned>(rows), threads, 0, stream>>>(
-          xt, nullptr, wt, nullptr, ot, hidden, rows_per_group, group_stride, eps, offset);
+      detail::launch(rms_norm_vector_kernel<T>, static_cast<unsigned>(rows), threads, 0, stream, xt, nullptr, wt,
+                     nullptr, ot, hidden, rows_per_group, group_stride, eps, offset);
     } else {
-      rms_norm_kernel<T><<<static_cast<unsigned>(rows), kNormThreads, 0, stream>>>(xt, wt, ot, hidden, rows_per_group,
-                                                                                   group_stride, eps, offset);
+      detail::launch(rms_norm_kernel<T>, static_cast<unsigned>(rows), kNormThreads, 0, stream, xt, wt, ot, hidden,
+                     rows_per_group, group_stride, eps, offset);
     }
   });
 }
@@ -309,11 +310,11 @@ void add_rms_norm(ElementType type, const void* a, const void* b, const void* we
     auto* ot = static_cast<T*>(out);
     const int threads = norm_vector_threads(hidden, hidden, sizeof(T), {a, b, weight, sum, out});
     if (threads > 0) {
-      rms_norm_vector_kernel<T><<<static_cast<unsigned>(rows), threads, 0, stream>>>(at, bt, wt, st, ot, hidden, rows,
-                                                                                     rows * hidden, eps, offset);
+      detail::launch(rms_norm_vector_kernel<T>, static_cast<unsigned>(rows), threads, 0, stream, at, bt, wt, st, ot,
+                     hidden, rows, rows * hidden, eps, offset);
     } else {
-      add_rms_norm_kernel<T><<<static_cast<unsigned>(rows), kNormThreads, 0, stream>>>(at, bt, wt, st, ot, hidden, eps,
-                                                                                       offset);
+      detail::launch(add_rms_norm_kernel<T>, static_cast<unsigned>(rows), kNormThreads, 0, stream, at, bt, wt, st, ot,
+                     hidden, eps, offset);
     }
   });
 }
@@ -329,9 +330,15 @@ void attention_inputs(ElementType type, const AttentionInputs& in, cudaStream_t 
   dispatch(type, "fused attention inputs", [&](auto tag) {
     using T = typename decltype(tag)::type;
     switch (in.dim) {
-      case 64: attention_inputs_kernel<T, 2><<<blocks, kHeadWarps * 32, 0, stream>>>(in); break;
-      case 128: attention_inputs_kernel<T, 4><<<blocks, kHeadWarps * 32, 0, stream>>>(in); break;
-      default: attention_inputs_kernel<T, 8><<<blocks, kHeadWarps * 32, 0, stream>>>(in); break;
+      case 64:
+        detail::launch(attention_inputs_kernel<T, 2>, blocks, kHeadWarps * 32, 0, stream, in);
+        break;
+      case 128:
+        detail::launch(attention_inputs_kernel<T, 4>, blocks, kHeadWarps * 32, 0, stream, in);
+        break;
+      default:
+        detail::launch(attention_inputs_kernel<T, 8>, blocks, kHeadWarps * 32, 0, stream, in);
+        break;
     }
   });
 }
@@ -348,11 +355,11 @@ void gated_activation(ElementType type, const void* gate, const void* up, void* 
     const auto aligned = [](const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; };
     constexpr int V = kPerVector<T>;
     if (width % V == 0 && row_stride % V == 0 && aligned(gate) && aligned(up) && aligned(out)) {
-      gated_activation_vector_kernel<T><<<elementwise_blocks(n / V), 256, 0, stream>>>(gt, ut, ot, rows, width,
-                                                                                        row_stride, gelu_tanh);
+      detail::launch(gated_activation_vector_kernel<T>, elementwise_blocks(n / V), 256, 0, stream, gt, ut, ot, rows,
+                     width, row_stride, gelu_tanh);
     } else {
-      gated_activation_kernel<T><<<elementwise_blocks(n), 256, 0, stream>>>(gt, ut, ot, rows, width, row_stride,
-                                                                            gelu_tanh);
+      detail::launch(gated_activation_kernel<T>, elementwise_blocks(n), 256, 0, stream, gt, ut, ot, rows, width,
+                     row_stride, gelu_tanh);
     }
   });
 }
@@ -363,9 +370,9 @@ void rope(ElementType type, const void* x, const void* cos, const void* sin, voi
   if (n == 0) return;
   dispatch(type, "fused rope", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    rope_kernel<T><<<elementwise_blocks(n), 256, 0, stream>>>(static_cast<const T*>(x), static_cast<const T*>(cos),
-                                                              static_cast<const T*>(sin), static_cast<T*>(out),
-                                                              batch_tokens, heads, dim, token_stride);
+    detail::launch(rope_kernel<T>, elementwise_blocks(n), 256, 0, stream, static_cast<const T*>(x),
+                   static_cast<const T*>(cos), static_cast<const T*>(sin), static_cast<T*>(out), batch_tokens, heads,
+                   dim, token_stride);
   });
 }
 

@@ -157,6 +157,21 @@ at::Tensor fused_linear(const at::Tensor& x, const at::Tensor& w, const at::Tens
   return out;
 }
 
+at::Tensor fused_gated_linear(const at::Tensor& x, const at::Tensor& gate_up, bool gelu_tanh) {
+  GPUJOB_CHECK(fused_linear_apply(x, gate_up), "fused gated linear: x ", x.sizes(), " (", x.scalar_type(),
+               ") and gate_up ", gate_up.sizes(),
+               " are not operands of the matrix-vector kernel (one contiguous row, 16-byte rows, one CUDA dtype)");
+  const int64_t width = gate_up.size(0) / 2;
+  GPUJOB_CHECK(gate_up.size(0) == 2 * width, "fused gated linear: stacked gate/up weight has ", gate_up.size(0),
+               " rows, not an even count");
+  std::vector<int64_t> sizes(x.sizes().begin(), x.sizes().end());
+  sizes.back() = width;
+  at::Tensor out = at::empty(sizes, x.options());
+  kernels::gated_matrix_vector(element_type(x), x.data_ptr(), gate_up.data_ptr(), out.data_ptr(), width,
+                               gate_up.size(1), gelu_tanh, at::cuda::getCurrentCUDAStream());
+  return out;
+}
+
 bool fused_attention_inputs_apply(const at::Tensor& qkv, int64_t head_dim) {
   return fused_ops_apply(qkv) && qkv.is_contiguous() && kernels::attention_inputs_support(head_dim);
 }
@@ -262,6 +277,9 @@ std::pair<at::Tensor, at::Tensor> fused_add_rms_norm(const at::Tensor&, const at
 }
 bool fused_linear_apply(const at::Tensor&, const at::Tensor&) { return false; }
 at::Tensor fused_linear(const at::Tensor&, const at::Tensor&, const at::Tensor&) {
+  fail("fused ops are built only with a CUDA libtorch");
+}
+at::Tensor fused_gated_linear(const at::Tensor&, const at::Tensor&, bool) {
   fail("fused ops are built only with a CUDA libtorch");
 }
 bool fused_attention_inputs_apply(const at::Tensor&, int64_t) { return false; }

@@ -1,5 +1,6 @@
 // Device-side helpers shared by the .cu files of the model layer: element-type conversions with
-// the roundings ATen makes, the dispatch from ElementType to a C++ type, and the launch check.
+// the roundings ATen makes, the gated-MLP activation, the dispatch from ElementType to a C++ type,
+// and the launch check.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -33,6 +34,16 @@ __device__ __forceinline__ float rounded(float v) { return to_float(from_float<T
 __device__ __forceinline__ float warp_sum(float v) {
   for (int d = 16; d > 0; d /= 2) v += __shfl_xor_sync(0xffffffffu, v, d);
   return v;
+}
+
+// act(g) of a gated MLP: SiLU, or GELU with the tanh approximation (HF's "gelu_pytorch_tanh").
+__device__ __forceinline__ float activation(float g, bool gelu_tanh) {
+  if (gelu_tanh) {
+    const float kBeta = 0.7978845608028654f;  // sqrt(2 / pi)
+    const float kKappa = 0.044715f;
+    return 0.5f * g * (1.f + tanhf(kBeta * (g + kKappa * g * g * g)));
+  }
+  return g / (1.f + expf(-g));
 }
 
 inline void check_launch(const char* what) {

@@ -172,6 +172,37 @@ TEST_CASE("the matrix-vector kernel of one-row linear layers equals a float64 pr
   CHECK_FALSE(fused_linear_apply(at::randn({1, 60}, opts), at::randn({16, 60}, opts)));  // 120-byte rows
 }
 
+TEST_CASE("the gated matrix-vector kernel equals act(gate) * up of the float64 gate/up products, SiLU and GELU") {
+  if (!have_gpu()) return;
+  at::manual_seed(12);
+  // Tolerance of max |error| / max |result|: the gate and up sums rounded to the dtype (float32
+  // sums may round the other way than float64 ones), then the activation and product rounded.
+  const auto tolerance = [](at::ScalarType t) { return t == at::kBFloat16 ? 1.6e-2 : t == at::kHalf ? 2e-3 : 1e-5; };
+  for (const auto type : kTypes)
+  for (const bool gelu : {false, true})
+  for (const int64_t in : {64, 520, 4096}) {  // 64: lanes without a whole vector; 520: past the unrolled loop
+    INFO("dtype " << type << (gelu ? ", gelu" : ", silu") << ", in " << in);
+    const auto opts = at::TensorOptions().device(at::kCUDA).dtype(at::kFloat);
+    const int64_t width = 1003;  // not a multiple of the features per block
+    const at::Tensor x = at::randn({1, 1, in}, opts).to(type);
+    const at::Tensor gate_up = (at::randn({2 * width, in}, opts) * (2.0 / std::sqrt(static_cast<double>(in)))).to(type);
+    REQUIRE(fused_linear_apply(x, gate_up));
+    const at::Tensor got = fused_gated_linear(x, gate_up, gelu);
+    REQUIRE(got.sizes() == at::IntArrayRef({1, 1, width}));
+    // The unfused path: the stacked product rounded to the dtype, act(gate) rounded, times up.
+    const at::Tensor products = at::matmul(x.to(at::kDouble), gate_up.to(at::kDouble).t()).to(type);
+    const at::Tensor gate = products.narrow(-1, 0, width), up = products.narrow(-1, width, width);
+    const at::Tensor want = (gelu ? at::gelu(gate, "tanh") : at::silu(gate)) * up;
+    CHECK(tiny::relative_error(got.cpu(), want.cpu()) < tolerance(type));
+    // The two kernels it replaces (matrix-vector, then the gated activation) are as close.
+    const at::Tensor two_kernels = fused_gated_activation(fused_linear(x, gate_up, at::Tensor()), gelu);
+    CHECK(tiny::relative_error(two_kernels.cpu(), want.cpu()) < tolerance(type));
+  }
+  const auto opts = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
+  CHECK_THROWS_WITH(fused_gated_linear(at::randn({1, 64}, opts), at::randn({15, 64}, opts), false),
+                    Catch::Contains("15 rows"));
+}
+
 TEST_CASE("fused attention inputs: q/k norms, RoPE and the cache writes of one kernel equal the separate ops") {
   if (!have_gpu()) return;
   at::manual_seed(9);

@@ -44,6 +44,12 @@ bool fused_linear_apply(const at::Tensor& x, const at::Tensor& w);
 // that streams each weight once, float32 sums rounded once. Only where fused_linear_apply holds.
 at::Tensor fused_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias);
 
+// The first half of a gated MLP for the one row of a one-sequence decode step: round(act(g)) * u
+// with g, u = at::linear(x, gate_up) split in half (gate_up [2 * width, in], gate rows first), as
+// fused_gated_activation computes it from that output, but in one kernel that reads both weight
+// rows of each output. Only where fused_linear_apply(x, gate_up) holds. Returns [..., width].
+at::Tensor fused_gated_linear(const at::Tensor& x, const at::Tensor& gate_up, bool gelu_tanh);
+
 // Where fused_attention_inputs writes k and v: rows of the KV cache tensors (each [..., kv_heads,
 // head_dim] contiguous), rows[t] (int64, one per token; negative: skip the token) for token t.
 struct KvCacheRows {
