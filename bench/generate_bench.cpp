@@ -1,6 +1,9 @@
 // Generation throughput: gpujob's continuous-batching generator over random prompts, every
 // completion exactly --new tokens long (EOS ignored), as generated tokens per second, for
-// BENCHMARKS.md. The clock covers prefill and decode of every prompt.
+// BENCHMARKS.md. The clock covers prefill and decode of every prompt. A second rate covers the
+// decode steps alone: the tokens after the first model call (the prefill of every prompt that
+// fits one call, which also yields each one's first token) over the time after it, the rate the
+// bandwidth limit of a decode step bounds.
 //
 //   generate_bench MODEL_DIR [--batch 32] [--prompts 32] [--prompt-len 256] [--new 128]
 //                  [--dtype bfloat16] [--device cuda] [--warmup-prompts 2] [--graphs 1] [--fused 1]
@@ -42,6 +45,15 @@ int main(int argc, char** argv) {
   options.stop.max_new_tokens = new_tokens;
   options.stop.ignore_eos = true;
   options.max_prefill_tokens = 8192;
+  // The end of the timed run's first model call and the tokens it had produced by then.
+  bool timing = false;
+  std::chrono::steady_clock::time_point first_call_end;
+  int64_t first_call_tokens = -1;
+  options.progress = [&](const model::GenerationProgress& progress) {
+    if (!timing || first_call_tokens >= 0) return;
+    first_call_end = std::chrono::steady_clock::now();
+    first_call_tokens = progress.tokens_generated;
+  };
   model::Generator generator(slots, options);
 
   auto requests_of = [&](int64_t count, uint64_t seed) {
@@ -54,9 +66,12 @@ int main(int argc, char** argv) {
   (void)generator.generate(requests_of(args.integer("warmup-prompts"), 7));
 
   const auto requests = requests_of(args.integer("prompts"), 1234);
+  timing = true;
   const auto t0 = std::chrono::steady_clock::now();
   const auto completions = generator.generate(requests);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const auto t1 = std::chrono::steady_clock::now();
+  timing = false;
+  const double seconds = std::chrono::duration<double>(t1 - t0).count();
   int64_t generated = 0;
   for (const auto& c : completions) generated += static_cast<int64_t>(c.ids.size());
   std::printf("gpujob generate batch=%lld prompts=%lld prompt_len=%lld new=%lld dtype=%s graphs=%s fused=%lld: %.1f tok/s "
@@ -65,6 +80,14 @@ int main(int argc, char** argv) {
               static_cast<long long>(prompt_len), static_cast<long long>(new_tokens), args.text("dtype").c_str(),
               slots.uses_cuda_graphs() ? "on" : "off", static_cast<long long>(args.integer("fused")),
               static_cast<double>(generated) / seconds, static_cast<long long>(generated), seconds);
+  if (first_call_tokens >= 0 && generated > first_call_tokens) {
+    const double after = std::chrono::duration<double>(t1 - first_call_end).count();
+    std::printf("  decode steps: %.1f tok/s (%lld tokens in %.3f s after the first call, which took %.3f s and gave "
+                "%lld)\n",
+                static_cast<double>(generated - first_call_tokens) / after,
+                static_cast<long long>(generated - first_call_tokens), after, seconds - after,
+                static_cast<long long>(first_call_tokens));
+  }
   if (!args.text("trace").empty()) {
     bench::KinetoTrace trace(args.text("trace"));
     (void)generator.generate(requests);

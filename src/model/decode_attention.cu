@@ -22,7 +22,19 @@ using detail::warp_sum;
 
 constexpr int kWarps = 4;          // warps per block, each over every kWarps-th key of the range
 constexpr int kMinKeysPerSplit = 16;
-constexpr int kTargetBlocks = 2112;  // about 16 blocks per SM of a large GPU: enough warps in flight
+// Blocks of the partial pass to aim for, per SM. More splits mean more partial results to write
+// and merge; on an H200 (bench/decode_attention_bench.cpp, Qwen3-8B heads) about two blocks per
+// SM were the fastest or within 5% of it from 1 to 32 sequences and 384 to 2048 keys, where
+// sixteen per SM had been up to 60% slower (one sequence at 2048 keys: 24.4 us against 15.4).
+constexpr int kTargetBlocksPerSm = 2;
+
+int sm_count() {
+  int device = 0, count = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device) != cudaSuccess || count <= 0)
+    return 132;
+  return count;
+}
 
 // kE elements of a head per lane (dim = 32 * kE), up to kRep query heads per kv head.
 template <typename T, int kE>
@@ -39,7 +51,8 @@ __device__ __forceinline__ void load_lane(const T* p, float (&out)[kE]) {
 
 int64_t split_count(const DecodeAttention& a) {
   const int64_t groups = a.batch * a.kv_heads;
-  int64_t splits = (kTargetBlocks + groups - 1) / groups;
+  static const int64_t target_blocks = kTargetBlocksPerSm * static_cast<int64_t>(sm_count());
+  int64_t splits = a.splits > 0 ? a.splits : (target_blocks + groups - 1) / groups;
   const int64_t most = (a.key_len + kMinKeysPerSplit - 1) / kMinKeysPerSplit;
   if (splits > most) splits = most;
   return splits < 1 ? 1 : splits;

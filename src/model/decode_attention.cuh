@@ -22,6 +22,7 @@ struct DecodeAttention {
   int64_t key_len = 0;                 // keys past it are never read (every position < key_len)
   int64_t window = 0;                  // > 0: only keys with position - window < key <= position
   float scale = 1.f, softcap = 0.f;    // score = q.k * scale, then cap * tanh(score / cap) if cap > 0
+  int64_t splits = 0;                  // key ranges per (row, kv head); 0: chosen from batch and key_len
   void* out = nullptr;                 // [batch, heads, dim]
   float* workspace = nullptr;          // decode_attention_workspace floats
 };

@@ -4,6 +4,7 @@
 #include "decoder_step.hpp"
 #include "gpujob/model/attention.hpp"
 #include "gpujob/model/decoder_weights.hpp"
+#include "gpujob/model/device.hpp"
 #include "gpujob/model/fused_ops.hpp"
 #include "gpujob/model/rope.hpp"
 #include "gpujob/util/error.hpp"
@@ -46,6 +47,9 @@ Decoder::Decoder(ModelConfig config, std::unique_ptr<DecoderWeights> weights, co
                "decoder: collectives have rank ", c.rank(), " of ", c.size(),
                " but the decoder holds shard ", options_.shard_index, " of ", options_.shard_count);
   if (options_.device.is_cuda()) key_bucket_ = 256;
+  // Kernels launched programmatically read weights before waiting for the kernel ahead of them
+  // (src/model/kernel_launch.cuh): the copies and conversions that made the weights end here.
+  wait_for_device(options_.device);
 }
 
 void Decoder::set_key_length_bucket(int64_t positions) {

@@ -256,6 +256,7 @@ at::Tensor fused_decode_attention(const DecodeAttentionRequest& r) {
   a.window = r.window;
   a.scale = static_cast<float>(r.scale);
   a.softcap = static_cast<float>(r.softcap);
+  a.splits = r.splits;
   at::Tensor out = at::empty(q.sizes(), q.options());
   at::Tensor workspace = at::empty({kernels::decode_attention_workspace(a)}, q.options().dtype(at::kFloat));
   a.out = out.data_ptr();

@@ -7,8 +7,10 @@
 // until its writes are visible, so they can first read what no earlier kernel writes (weights).
 //
 // The rule every kernel launched here keeps: before wait_for_prior_grids() it reads nothing an
-// earlier kernel writes and writes nothing at all, and every thread calls it (also one that has
-// no work), so that a grid completes only after the grids before it. GPUJOB_PROGRAMMATIC_LAUNCH=0
+// earlier kernel may still be writing (only model weights, complete on the device before the
+// decoder's first call: Decoder waits for them after loading) and writes nothing at all, and every
+// thread calls it (also one that has no work), so that a grid completes only after the grids
+// before it. GPUJOB_PROGRAMMATIC_LAUNCH=0
 // in the environment launches plainly (the same results; for comparisons and old drivers).
 #pragma once
 

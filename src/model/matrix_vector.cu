@@ -22,8 +22,9 @@ using detail::wait_for_prior_grids;
 using detail::warp_sum;
 
 constexpr int kWarps = 8;   // output features per block, one warp each
-// 16-byte weight loads in flight per lane (over both rows in the gated kernel): 4 did as well as 8 or 16 on an H200 over the
-// Qwen3-8B layers (within 3% either way per layer, 4 the best sum).
+// 16-byte weight loads in flight per lane and row: 4 did as well as 8 or 16 on an H200 over the
+// Qwen3-8B layers (within 3% either way per layer, 4 the best sum). The gated kernel keeps 4 per
+// row too (8 in flight): 2 per row, with or without a register cap, was up to 4% slower there.
 constexpr int kUnroll = 4;
 
 template <typename T>
@@ -39,27 +40,26 @@ __device__ __forceinline__ float multiply_add(const uint4& w, const uint4& x, fl
   return acc;
 }
 
-// Asks L2 for the 128-byte line at p, without waiting for it or holding a register.
-__device__ __forceinline__ void prefetch_line(const void* p) {
-  asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
-}
-
 // kRows dot products with x per warp: weight rows feature + r * row_step for r < kRows (one row
-// for a linear layer; the gate row and the up row of a stacked gate/up weight for the gated MLP).
-// Returns each full sum in every lane. Before waiting for the previous kernel each lane asks L2
-// for one 128-byte line of each row (the first 4 KB of the row over the warp): weights are
-// written by no kernel, so under programmatic launch they stream while that kernel finishes.
+// for a linear layer; the gate row and the up row of a stacked gate/up weight for the gated MLP),
+// kUnroll 16-byte loads in flight per lane and row. Returns each full sum in every lane. The lane's
+// first kUnroll weight vectors of each row are loaded before waiting for the previous kernel: no
+// kernel writes weights, so under programmatic launch (kernel_launch.cuh) they are on their way
+// while that kernel finishes (an H200 decoding Qwen3-8B: 2-3% more tokens/s than without; asking
+// L2 to prefetch the lines instead, which holds no registers, made every layer slower).
 template <typename T, int kRows>
 __device__ __forceinline__ void dot_rows(const T* __restrict__ x, const T* __restrict__ w, int64_t feature,
                                          int64_t row_step, int64_t in_features, bool active, float (&sums)[kRows]) {
-  constexpr int kLoads = kUnroll / kRows;  // per row, so that each lane keeps kUnroll loads in flight
   const int lane = threadIdx.x & 31;
   const int64_t vectors = in_features / kPerVector<T>;
   const uint4* rows[kRows];
+  uint4 first[kRows][kUnroll];
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
     rows[r] = reinterpret_cast<const uint4*>(w + (feature + r * row_step) * in_features);
-    if (active && lane * 8 < vectors) prefetch_line(rows[r] + lane * 8);  // 8 vectors: one line
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u)
+      if (active && lane + 32 * u < vectors) first[r][u] = __ldcs(rows[r] + lane + 32 * u);  // read once: stream
   }
   wait_for_prior_grids();
   if (!active) return;
@@ -67,16 +67,24 @@ __device__ __forceinline__ void dot_rows(const T* __restrict__ x, const T* __res
   float acc[kRows];
 #pragma unroll
   for (int r = 0; r < kRows; ++r) acc[r] = 0.f;
-  int64_t i = lane;
-  for (; i + 32 * (kLoads - 1) < vectors; i += 32 * kLoads) {
-    uint4 loaded[kRows][kLoads];
+#pragma unroll
+  for (int u = 0; u < kUnroll; ++u) {
+    if (lane + 32 * u < vectors) {
+      const uint4 xv = __ldg(xs + lane + 32 * u);
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) acc[r] = multiply_add<T>(first[r][u], xv, acc[r]);
+    }
+  }
+  int64_t i = lane + 32 * kUnroll;
+  for (; i + 32 * (kUnroll - 1) < vectors; i += 32 * kUnroll) {
+    uint4 loaded[kRows][kUnroll];
 #pragma unroll
     for (int r = 0; r < kRows; ++r) {
 #pragma unroll
-      for (int u = 0; u < kLoads; ++u) loaded[r][u] = __ldcs(rows[r] + i + 32 * u);  // read once: stream it
+      for (int u = 0; u < kUnroll; ++u) loaded[r][u] = __ldcs(rows[r] + i + 32 * u);
     }
 #pragma unroll
-    for (int u = 0; u < kLoads; ++u) {
+    for (int u = 0; u < kUnroll; ++u) {
       const uint4 xv = __ldg(xs + i + 32 * u);
 #pragma unroll
       for (int r = 0; r < kRows; ++r) acc[r] = multiply_add<T>(loaded[r][u], xv, acc[r]);

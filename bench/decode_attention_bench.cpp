@@ -1,0 +1,125 @@
+// The decode attention kernel (fused_decode_attention) at the shapes of a decode step, as key and
+// value bytes read per second, for BENCHMARKS.md: one query token per sequence against its KV
+// cache, every split count of the keys against the one the kernel chooses, beside sdpa over the
+// same cache (what the decoder runs without the kernel). Each variant runs from a CUDA graph of
+// 32 calls over enough copies of the cache that none is still in the L2 cache.
+//
+//   decode_attention_bench [BATCH:KEYS ...] [--heads 32 --kv-heads 8 --head-dim 128]
+//   default: batch 1 and 32 at 384 keys (the generation benchmark's last steps) and 2048 keys.
+#include <ATen/ATen.h>
+#include <ATen/cuda/CUDAGraph.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <cuda_runtime_api.h>
+
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "gpujob/model/fused_ops.hpp"
+
+namespace {
+
+// Seconds per call of fn, replayed from a CUDA graph that holds `calls` calls.
+double seconds_per_call(const std::function<void(int)>& fn, int calls) {
+  c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool();
+  at::cuda::CUDAGraph graph;
+  {
+    c10::cuda::CUDAStreamGuard guard(side);
+    for (int i = 0; i < calls; ++i) fn(i);
+    cudaStreamSynchronize(side.stream());
+    graph.capture_begin();
+    for (int i = 0; i < calls; ++i) fn(i);
+    graph.capture_end();
+  }
+  cudaDeviceSynchronize();
+  graph.replay();
+  cudaDeviceSynchronize();
+  cudaEvent_t start, stop;
+  cudaEventCreate(&start);
+  cudaEventCreate(&stop);
+  const int replays = 10;
+  cudaEventRecord(start, at::cuda::getCurrentCUDAStream());
+  for (int r = 0; r < replays; ++r) graph.replay();
+  cudaEventRecord(stop, at::cuda::getCurrentCUDAStream());
+  cudaEventSynchronize(stop);
+  float ms = 0;
+  cudaEventElapsedTime(&ms, start, stop);
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  return ms / 1000.0 / (replays * calls);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace gpujob::model;
+  std::vector<std::pair<int64_t, int64_t>> shapes;
+  int64_t heads = 32, kv_heads = 8, dim = 128;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--heads" && i + 1 < argc) heads = std::stoll(argv[++i]);
+    else if (a == "--kv-heads" && i + 1 < argc) kv_heads = std::stoll(argv[++i]);
+    else if (a == "--head-dim" && i + 1 < argc) dim = std::stoll(argv[++i]);
+    else if (a.find(':') != std::string::npos)
+      shapes.push_back({std::stoll(a.substr(0, a.find(':'))), std::stoll(a.substr(a.find(':') + 1))});
+    else {
+      std::fprintf(stderr, "usage: decode_attention_bench [BATCH:KEYS ...] [--heads H --kv-heads K --head-dim D]\n");
+      return 2;
+    }
+  }
+  if (shapes.empty()) shapes = {{1, 384}, {32, 384}, {1, 2048}, {32, 2048}};
+  const auto opts = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
+  const auto index = at::TensorOptions().device(at::kCUDA).dtype(at::kLong);
+  std::printf("heads %lld / kv heads %lld, head_dim %lld, bfloat16\n%6s %6s %8s %10s %10s\n", static_cast<long long>(heads),
+              static_cast<long long>(kv_heads), static_cast<long long>(dim), "batch", "keys", "splits", "us", "GB/s");
+  for (const auto& [batch, keys] : shapes) {
+    const double bytes = 2.0 * 2 * batch * keys * kv_heads * dim;  // keys and values read once
+    const int copies = static_cast<int>(std::max(2.0, 1.5e9 / bytes));
+    std::vector<at::Tensor> k_caches, v_caches;
+    for (int c = 0; c < copies; ++c) {
+      k_caches.push_back(at::randn({batch, keys, kv_heads, dim}, opts));
+      v_caches.push_back(at::randn({batch, keys, kv_heads, dim}, opts));
+    }
+    const at::Tensor q = at::randn({batch, heads, dim}, opts);
+    const at::Tensor positions = at::full({batch}, keys - 1, index);
+    at::Tensor out;
+    const auto run = [&](int64_t splits) {
+      return seconds_per_call(
+          [&](int i) {
+            DecodeAttentionRequest r;
+            r.q = q;
+            r.keys = k_caches[i % copies];
+            r.values = v_caches[i % copies];
+            r.positions = positions;
+            r.key_len = keys;
+            r.scale = 1.0 / std::sqrt(static_cast<double>(dim));
+            r.splits = splits;
+            out = fused_decode_attention(r);
+          },
+          32);
+    };
+    const auto report = [&](const char* what, double seconds) {
+      std::printf("%6lld %6lld %8s %10.1f %10.0f\n", static_cast<long long>(batch), static_cast<long long>(keys), what,
+                  seconds * 1e6, bytes / seconds / 1e9);
+    };
+    report("auto", run(0));
+    for (const int64_t splits : {1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64}) {
+      if (splits > (keys + 15) / 16) break;
+      report(std::to_string(splits).c_str(), run(splits));
+    }
+    // sdpa over the cache as the unfused decoder reads it: [batch, heads, keys, dim] views, GQA
+    // expanded to the query heads.
+    const double sdpa = seconds_per_call(
+        [&](int i) {
+          const at::Tensor k = k_caches[i % copies].transpose(1, 2).repeat_interleave(heads / kv_heads, 1);
+          const at::Tensor v = v_caches[i % copies].transpose(1, 2).repeat_interleave(heads / kv_heads, 1);
+          out = at::scaled_dot_product_attention(q.unsqueeze(2), k, v);
+        },
+        32);
+    report("sdpa", sdpa);
+  }
+  return 0;
+}
