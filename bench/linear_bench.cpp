@@ -9,51 +9,15 @@
 //
 //   linear_bench [OUT:IN ...]      default: the Qwen3-8B layers (q/k/v, o, gate/up, down, LM head)
 #include <ATen/ATen.h>
-#include <ATen/cuda/CUDAGraph.h>
-#include <ATen/cuda/CUDAContext.h>
-#include <c10/cuda/CUDAGuard.h>
-#include <cuda_runtime_api.h>
 
 #include <cstdio>
-#include <functional>
 #include <string>
 #include <vector>
 
 #include "gpujob/model/fused_ops.hpp"
+#include "graph_timing.hpp"
 
-namespace {
-
-// Seconds per call of fn, replayed from a CUDA graph that holds `calls` calls.
-double seconds_per_call(const std::function<void(int)>& fn, int calls) {
-  c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool();
-  at::cuda::CUDAGraph graph;
-  {
-    c10::cuda::CUDAStreamGuard guard(side);
-    for (int i = 0; i < calls; ++i) fn(i);  // warm-up: cuBLAS handles and workspaces
-    cudaStreamSynchronize(side.stream());
-    graph.capture_begin();
-    for (int i = 0; i < calls; ++i) fn(i);
-    graph.capture_end();
-  }
-  cudaDeviceSynchronize();
-  graph.replay();
-  cudaDeviceSynchronize();
-  cudaEvent_t start, stop;
-  cudaEventCreate(&start);
-  cudaEventCreate(&stop);
-  const int replays = 10;
-  cudaEventRecord(start, at::cuda::getCurrentCUDAStream());
-  for (int r = 0; r < replays; ++r) graph.replay();
-  cudaEventRecord(stop, at::cuda::getCurrentCUDAStream());
-  cudaEventSynchronize(stop);
-  float ms = 0;
-  cudaEventElapsedTime(&ms, start, stop);
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  return ms / 1000.0 / (replays * calls);
-}
-
-}  // namespace
+using bench::seconds_per_call;
 
 int main(int argc, char** argv) {
   using namespace gpujob::model;
