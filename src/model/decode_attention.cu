@@ -15,8 +15,8 @@ namespace gpujob::model::kernels {
 namespace {
 
 using detail::dispatch;
-using detail::start_after_prior_grids;
 using detail::from_float;
+using detail::start_after_prior_grids;
 using detail::to_float;
 using detail::warp_sum;
 
@@ -254,15 +254,9 @@ void decode_attention(ElementType type, const DecodeAttention& a, cudaStream_t s
   dispatch(type, "decode attention", [&](auto tag) {
     using T = typename decltype(tag)::type;
     switch (a.dim) {
-      case 64:
-        launch_partial<T, 2>(a, splits, stream);
-        break;
-      case 128:
-        launch_partial<T, 4>(a, splits, stream);
-        break;
-      default:
-        launch_partial<T, 8>(a, splits, stream);
-        break;
+      case 64: launch_partial<T, 2>(a, splits, stream); break;
+      case 128: launch_partial<T, 4>(a, splits, stream); break;
+      default: launch_partial<T, 8>(a, splits, stream); break;
     }
     detail::launch(decode_attention_merge_kernel<T>, static_cast<unsigned>(a.batch * a.heads), 128,
                    splits * sizeof(float), stream, a, splits);

@@ -13,9 +13,9 @@ namespace {
 
 using detail::activation;
 using detail::dispatch;
-using detail::start_after_prior_grids;
 using detail::from_float;
 using detail::rounded;
+using detail::start_after_prior_grids;
 using detail::to_float;
 using detail::warp_sum;
 
@@ -330,15 +330,9 @@ void attention_inputs(ElementType type, const AttentionInputs& in, cudaStream_t 
   dispatch(type, "fused attention inputs", [&](auto tag) {
     using T = typename decltype(tag)::type;
     switch (in.dim) {
-      case 64:
-        detail::launch(attention_inputs_kernel<T, 2>, blocks, kHeadWarps * 32, 0, stream, in);
-        break;
-      case 128:
-        detail::launch(attention_inputs_kernel<T, 4>, blocks, kHeadWarps * 32, 0, stream, in);
-        break;
-      default:
-        detail::launch(attention_inputs_kernel<T, 8>, blocks, kHeadWarps * 32, 0, stream, in);
-        break;
+      case 64: detail::launch(attention_inputs_kernel<T, 2>, blocks, kHeadWarps * 32, 0, stream, in); break;
+      case 128: detail::launch(attention_inputs_kernel<T, 4>, blocks, kHeadWarps * 32, 0, stream, in); break;
+      default: detail::launch(attention_inputs_kernel<T, 8>, blocks, kHeadWarps * 32, 0, stream, in); break;
     }
   });
 }
