@@ -228,22 +228,20 @@ at::Tensor Decoder::self_attention(int64_t l, const at::Tensor& x, Step& step) c
 at::Tensor Decoder::mlp(int64_t l, const at::Tensor& x) const {
   const auto& w = weights_->layers[l];
   const bool gelu = config_.activation != Activation::kSilu;
+  const auto gated = [gelu](const at::Tensor& gate, const at::Tensor& up) {
+    return (gelu ? at::gelu(gate, "tanh") : at::silu(gate)) * up;
+  };
   at::Tensor activated;
   if (fused_ops_ && fused_linear_apply(x, w.gate_up)) {
     activated = fused_gated_linear(x, w.gate_up, gelu);  // one row: both weight rows and the activation, one kernel
   } else if (fused_ops_) {
     // One GEMM for gate and up (stacked weights), then one kernel where it applies.
     const at::Tensor gate_up = linear(x, w.gate_up);
-    if (fused_ops_apply(gate_up)) {
-      activated = fused_gated_activation(gate_up, gelu);
-    } else {
-      const int64_t I = gate_up.size(-1) / 2;
-      const at::Tensor gate = gate_up.narrow(-1, 0, I);
-      activated = (gelu ? at::gelu(gate, "tanh") : at::silu(gate)) * gate_up.narrow(-1, I, I);
-    }
+    const int64_t I = gate_up.size(-1) / 2;
+    activated = fused_ops_apply(gate_up) ? fused_gated_activation(gate_up, gelu)
+                                         : gated(gate_up.narrow(-1, 0, I), gate_up.narrow(-1, I, I));
   } else {
-    const at::Tensor gate = linear(x, w.gate);
-    activated = (gelu ? at::gelu(gate, "tanh") : at::silu(gate)) * linear(x, w.up);
+    activated = gated(linear(x, w.gate), linear(x, w.up));
   }
   at::Tensor out = linear(activated, w.down);
   collectives().all_reduce_sum(out);

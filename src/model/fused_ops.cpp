@@ -52,6 +52,19 @@ void require_index(const at::Tensor& t, int64_t n, const char* op, const char* w
                " must be int64 [", n, "] on the device");
 }
 
+// An uninitialised tensor shaped as `like` but with `last` elements in its last dimension.
+at::Tensor empty_with_last(const at::Tensor& like, int64_t last) {
+  std::vector<int64_t> sizes(like.sizes().begin(), like.sizes().end());
+  sizes.back() = last;
+  return at::empty(sizes, like.options());
+}
+
+// The operand check of the matrix-vector kernels: fused_linear_apply(x, w), or a one-line error.
+void require_matrix_vector(const at::Tensor& x, const at::Tensor& w, const char* op, const char* w_name) {
+  GPUJOB_CHECK(fused_linear_apply(x, w), op, ": x ", x.sizes(), " (", x.scalar_type(), ") and ", w_name, " ", w.sizes(),
+               " are not operands of the matrix-vector kernel (one contiguous row, 16-byte rows, one CUDA dtype)");
+}
+
 // Whether dims [0, last] of t merge into one dimension (each stride the next one's extent).
 bool mergeable(const at::Tensor& t, int64_t last) {
   for (int64_t i = 0; i < last; ++i) {
@@ -89,9 +102,7 @@ at::Tensor fused_gated_activation(const at::Tensor& gate_up, bool gelu_tanh) {
   require(gate_up, gate_up, "gate_up");
   const int64_t width = gate_up.size(-1) / 2;
   GPUJOB_CHECK(gate_up.size(-1) == 2 * width, "fused gated activation: stacked width ", gate_up.size(-1), " is odd");
-  std::vector<int64_t> sizes(gate_up.sizes().begin(), gate_up.sizes().end());
-  sizes.back() = width;
-  at::Tensor out = at::empty(sizes, gate_up.options());
+  at::Tensor out = empty_with_last(gate_up, width);
   const auto* base = static_cast<const char*>(gate_up.data_ptr());
   kernels::gated_activation(element_type(gate_up), base, base + width * gate_up.element_size(), out.data_ptr(),
                             gate_up.numel() / (2 * width), width, 2 * width, gelu_tanh, at::cuda::getCurrentCUDAStream());
@@ -143,30 +154,23 @@ bool fused_linear_apply(const at::Tensor& x, const at::Tensor& w) {
 }
 
 at::Tensor fused_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias) {
-  GPUJOB_CHECK(fused_linear_apply(x, w), "fused linear: x ", x.sizes(), " (", x.scalar_type(), ") and w ", w.sizes(),
-               " are not operands of the matrix-vector kernel (one contiguous row, 16-byte rows, one CUDA dtype)");
+  require_matrix_vector(x, w, "fused linear", "w");
   if (bias.defined()) require(bias, x, "the bias");
   const int64_t in = w.size(1), out_features = w.size(0);
   GPUJOB_CHECK(!bias.defined() || bias.numel() == out_features, "fused linear: bias has ", bias.numel(),
                " elements for ", out_features, " outputs");
-  std::vector<int64_t> sizes(x.sizes().begin(), x.sizes().end());
-  sizes.back() = out_features;
-  at::Tensor out = at::empty(sizes, x.options());
+  at::Tensor out = empty_with_last(x, out_features);
   kernels::matrix_vector(element_type(x), x.data_ptr(), w.data_ptr(), bias.defined() ? bias.data_ptr() : nullptr,
                          out.data_ptr(), out_features, in, at::cuda::getCurrentCUDAStream());
   return out;
 }
 
 at::Tensor fused_gated_linear(const at::Tensor& x, const at::Tensor& gate_up, bool gelu_tanh) {
-  GPUJOB_CHECK(fused_linear_apply(x, gate_up), "fused gated linear: x ", x.sizes(), " (", x.scalar_type(),
-               ") and gate_up ", gate_up.sizes(),
-               " are not operands of the matrix-vector kernel (one contiguous row, 16-byte rows, one CUDA dtype)");
+  require_matrix_vector(x, gate_up, "fused gated linear", "gate_up");
   const int64_t width = gate_up.size(0) / 2;
   GPUJOB_CHECK(gate_up.size(0) == 2 * width, "fused gated linear: stacked gate/up weight has ", gate_up.size(0),
                " rows, not an even count");
-  std::vector<int64_t> sizes(x.sizes().begin(), x.sizes().end());
-  sizes.back() = width;
-  at::Tensor out = at::empty(sizes, x.options());
+  at::Tensor out = empty_with_last(x, width);
   kernels::gated_matrix_vector(element_type(x), x.data_ptr(), gate_up.data_ptr(), out.data_ptr(), width,
                                gate_up.size(1), gelu_tanh, at::cuda::getCurrentCUDAStream());
   return out;
