@@ -40,6 +40,8 @@
 #   GPUJOB_REQUEUE       1 (default): requeue after a stop on the warning signal; 0: just exit
 #   GPUJOB_MAX_RESTARTS  requeues at most this many times (default 20)
 #   GPUJOB_STOP_STATUS   gpujob's exit status for "stopped on a signal, progress saved" (default 75)
+#   GPUJOB_SRUN_WAIT     seconds srun waits for the other ranks after one ended (default 60): how
+#                        long the job can outlive a rank that died without a word (killed, OOM)
 #
 # How a stop works: Slurm sends USR1 to this script (B: = batch shell only) ahead of the limit; the
 # script passes it on to every rank; gpujob finishes or returns its chunks in flight, records
@@ -76,7 +78,11 @@ launcher=${GPUJOB_LAUNCHER:-srun}
 stop_status=${GPUJOB_STOP_STATUS:-75}
 restarts=${SLURM_RESTART_COUNT:-0}
 case $launcher in
-  srun) cmd=(srun --mpi=pmix --kill-on-bad-exit=1 "$gpujob" "$config" "$@") ;;
+  # Not --kill-on-bad-exit: it cancels the step as soon as one rank exits with an error status,
+  # while the other ranks are still in MPI_Finalize with the same status (a launch error is 2 on
+  # every rank, a stop 75); cancelled there, a rank can crash (139) and hide that status. A failing
+  # rank aborts the step itself (MPI_Abort); --wait ends the rest after a rank that died silently.
+  srun) cmd=(srun --mpi=pmix --kill-on-bad-exit=0 --wait="${GPUJOB_SRUN_WAIT:-60}" "$gpujob" "$config" "$@") ;;
   # mpirun reads the allocation from Slurm (hosts, slots); ranks fill node by node like srun.
   mpirun) cmd=(mpirun --map-by slot --bind-to none "$gpujob" "$config" "$@") ;;
   *) log "GPUJOB_LAUNCHER=$launcher: expected srun or mpirun" >&2; exit 2 ;;
@@ -128,11 +134,10 @@ if [[ ($rc -eq $stop_status || $rc -eq 138) && $stop_signal == USR1 && ${GPUJOB_
     log "not requeued: already restarted $restarts times (GPUJOB_MAX_RESTARTS)"
     exit "$rc"
   fi
+  # Logged before the requeue: Slurm may end this shell (TERM) before scontrol returns.
+  log "requeuing job $SLURM_JOB_ID; the next run continues from the saved progress"
   trap 'exit 0' TERM  # the requeue ends this run with a TERM
-  if scontrol requeue "$SLURM_JOB_ID"; then
-    log "requeued job $SLURM_JOB_ID; the next run continues from the saved progress"
-    exit 0
-  fi
+  scontrol requeue "$SLURM_JOB_ID" && exit 0
   log "scontrol requeue $SLURM_JOB_ID failed; resubmit the same command to continue" >&2
 fi
 exit "$rc"

@@ -21,7 +21,7 @@ out=requeue.out
 expect_grep "requeue: the batch shell passed the warning on" "SIGUSR1 received: asking gpujob to stop" "$out"
 expect_grep "requeue: gpujob stopped with the stop status 75" "gpujob exited with status 75" "$out"
 expect_grep "requeue: gpujob recorded the stop" '"signal": 10' results/requeue/selftest_stopped.json
-expect_grep "requeue: sweep.sh requeued the job" "requeued job $JOB" "$out"
+expect_grep "requeue: sweep.sh requeued the job" "requeuing job $JOB" "$out"
 expect_grep "requeue: a second run started" "job $JOB run 2 on n\[1-2\]" "$out"
 expect_grep "requeue: the second run resumed from the recorded progress" "resuming: [1-9][0-9]* chunk result" "$out"
 expect_grep "requeue: the second run finished" "gpujob exited with status 0" "$out"

@@ -11,7 +11,7 @@ results=$SOURCE_DIR/tests/slurm/selftest_results.py
 # 96 results at 2 s each over 4 ranks: about 48 s of work, more than the warning leaves.
 submit_async timelimit -N2 --ntasks-per-node=2 -t 1 --signal=B:USR1@30 -- \
   selftest-slurm.yaml --set run_name=timelimit --set selftest.delay_ms=2000
-requeued() { [[ -f timelimit.out ]] && grep -q "requeued job $JOB" timelimit.out; }
+requeued() { [[ -f timelimit.out ]] && grep -q "requeuing job $JOB" timelimit.out; }
 wait_for "timelimit: job $JOB requeued after the warning" 75 requeued
 scontrol update JobId="$JOB" TimeLimit=5
 wait_for "timelimit: job $JOB to finish" 120 job_gone "$JOB"

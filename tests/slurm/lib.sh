@@ -82,7 +82,9 @@ job_states() {
 # Prints the tail of every log that helps explain a failure.
 dump_logs() {
   local f
-  for f in "$WORK"/*.out "$WORK"/*/*.out "$CLUSTER"/log/*.log; do
+  # Newest job output first: the one that failed is the last written, and long logs get cut.
+  # shellcheck disable=SC2012  # the work directory's names are plain
+  for f in $(ls -t "$WORK"/*.out "$WORK"/*/*.out 2>/dev/null) "$CLUSTER"/log/*.log; do
     [[ -f $f ]] || continue
     echo "----- $f (last 60 lines)"
     tail -n 60 "$f"

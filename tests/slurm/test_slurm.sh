@@ -7,6 +7,7 @@
 #                job is requeued, and the second run ends with the uninterrupted run's results
 #   mistakes     srun --mpi=none (N singletons) and more ranks on a node than the layout has
 #                slots: every rank fails at startup with the one-line error, nothing runs
+#   crash        a rank that fails mid-job (error, segfault, silent exit) ends the whole job
 #   timelimit    the real --signal=B:USR1@30 at a 1-minute limit: stop, requeue, same results
 #   demo         the CPU demo pipeline (configs/demo.yaml) on 2 nodes x 4 ranks equals one node
 #
@@ -23,7 +24,7 @@ SOURCE_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 GPUJOB=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 shift
 CASES=("$@")
-((${#CASES[@]})) || CASES=(two_nodes mistakes requeue timelimit demo)
+((${#CASES[@]})) || CASES=(two_nodes mistakes crash requeue timelimit demo)
 
 [[ -x $GPUJOB ]] || fail "gpujob executable $GPUJOB not found"
 [[ $(id -u) -eq 0 ]] || skip "needs root (slurmd launches the tasks)"
