@@ -88,6 +88,9 @@ int main(int argc, char** argv) {
                 static_cast<long long>(generated - first_call_tokens), after, seconds - after,
                 static_cast<long long>(first_call_tokens));
   }
+  // Folded norms (GPUJOB_FOLD_NORMS=1): blocks that ran folded, counted when a graph is captured.
+  if (decoder->folded_blocks() > 0)
+    std::printf("  folded norms: %lld blocks\n", static_cast<long long>(decoder->folded_blocks()));
   if (!args.text("trace").empty()) {
     bench::KinetoTrace trace(args.text("trace"));
     (void)generator.generate(requests);

@@ -13,6 +13,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <string>
 
 namespace gpujob::model {
 
@@ -47,6 +49,8 @@ Decoder::Decoder(ModelConfig config, std::unique_ptr<DecoderWeights> weights, co
                "decoder: collectives have rank ", c.rank(), " of ", c.size(),
                " but the decoder holds shard ", options_.shard_index, " of ", options_.shard_count);
   if (options_.device.is_cuda()) key_bucket_ = 256;
+  const char* fold = std::getenv("GPUJOB_FOLD_NORMS");
+  fold_norms_ = fold != nullptr && std::string(fold) == "1";
   // Kernels launched programmatically read weights before waiting for the kernel ahead of them
   // (src/model/kernel_launch.cuh): the copies and conversions that made the weights end here.
   wait_for_device(options_.device);
@@ -91,6 +95,32 @@ std::pair<at::Tensor, at::Tensor> Decoder::add_rms_norm(const at::Tensor& h, con
   return {sum, rms_norm(sum, weight)};
 }
 
+struct Decoder::NormedInput {
+  at::Tensor normed;       // the layer's input; undefined when folded
+  ResidualRow row;         // folded: the residual row and its sums of squares
+  at::Tensor norm_weight;  // folded: the norm's weight
+  bool folded() const { return row.squares.defined(); }
+  const at::Tensor& like() const { return folded() ? row.h : normed; }  // its shape and dtype
+};
+
+std::pair<at::Tensor, Decoder::NormedInput> Decoder::norm_input(const Residual& in, const at::Tensor& norm_weight,
+                                                                const at::Tensor& layer_weight) const {
+  NormedInput out;
+  if (in.squares.defined()) {  // the previous block folded its norms: h is complete
+    if (layer_weight.defined() && norm_weight.scalar_type() == in.h.scalar_type() &&
+        fused_normed_linear_apply(in.h, layer_weight)) {
+      out.row = {in.h, in.squares};
+      out.norm_weight = norm_weight;
+    } else {
+      out.normed = rms_norm(in.h, norm_weight);
+    }
+    return {in.h, out};
+  }
+  auto [h, normed] = add_rms_norm(in.h, in.pending, norm_weight);
+  out.normed = normed;
+  return {h, out};
+}
+
 at::Tensor Decoder::linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias) const {
   if (fused_ops_ && fused_linear_apply(x, w)) return fused_linear(x, w, bias);
   return at::linear(x, w, bias);
@@ -119,14 +149,17 @@ struct Decoder::Qkv {
   at::Tensor q, k, v;
 };
 
-Decoder::Qkv Decoder::project_qkv(int64_t l, const at::Tensor& x, Step& step) const {
+Decoder::Qkv Decoder::project_qkv(int64_t l, const NormedInput& in, Step& step) const {
   const auto& w = weights_->layers[l];
+  const at::Tensor& x = in.like();
   const int64_t B = x.size(0), T = x.size(1), D = config_.head_dim;
   const int64_t heads = weights_->local_heads, kv_heads = weights_->local_kv_heads;
   Qkv out;
   if (fused_ops_ && !step.query_rows.defined()) {
     // One GEMM for q, k and v (their weights are stacked); each is a column block of the result.
-    const at::Tensor qkv = linear(x, w.qkv, w.qkv_bias);
+    const at::Tensor qkv = in.folded() ? fused_normed_linear(in.row, in.norm_weight, config_.rms_norm_eps,
+                                                             config_.norm_offset, w.qkv, w.qkv_bias)
+                                       : linear(x, w.qkv, w.qkv_bias);
     const at::Tensor q_norm = config_.qk_norm ? w.q_norm : at::Tensor();
     const at::Tensor k_norm = config_.qk_norm ? w.k_norm : at::Tensor();
     const bool norms_match = !config_.qk_norm || (q_norm.scalar_type() == qkv.scalar_type() &&
@@ -148,6 +181,7 @@ Decoder::Qkv Decoder::project_qkv(int64_t l, const at::Tensor& x, Step& step) co
     out.q = qkv.narrow(-1, 0, heads * D).view({B, T, heads, D});
     out.k = qkv.narrow(-1, heads * D, kv_heads * D).view({B, T, kv_heads, D});
   } else {
+    GPUJOB_CHECK(!in.folded(), "decoder: a folded norm reached the unfused q/k/v projections");
     // Queries only at the query rows when the step has them; keys and values at every token.
     const at::Tensor xq = step.at_query_rows(x);
     out.q = linear(xq, w.q, w.q_bias).view({B, xq.size(1), heads, D});
@@ -219,46 +253,74 @@ at::Tensor Decoder::attend(int64_t l, const Qkv& qkv, Step& step) const {
       .reshape({B, Q, heads * D});
 }
 
-at::Tensor Decoder::self_attention(int64_t l, const at::Tensor& x, Step& step) const {
-  at::Tensor out = linear(attend(l, project_qkv(l, x, step), step), weights_->layers[l].o);
+at::Tensor Decoder::project_out(const at::Tensor& x, const at::Tensor& w) const {
+  at::Tensor out = linear(x, w);
   collectives().all_reduce_sum(out);
   return out;
 }
 
-at::Tensor Decoder::mlp(int64_t l, const at::Tensor& x) const {
+at::Tensor Decoder::mlp_activation(int64_t l, const NormedInput& in) const {
   const auto& w = weights_->layers[l];
   const bool gelu = config_.activation != Activation::kSilu;
+  if (in.folded()) {  // the norm, both weight rows and the activation: one kernel
+    return fused_normed_gated_linear(in.row, in.norm_weight, config_.rms_norm_eps, config_.norm_offset, w.gate_up,
+                                     gelu);
+  }
+  const at::Tensor& x = in.normed;
   const auto gated = [gelu](const at::Tensor& gate, const at::Tensor& up) {
     return (gelu ? at::gelu(gate, "tanh") : at::silu(gate)) * up;
   };
-  at::Tensor activated;
   if (fused_ops_ && fused_linear_apply(x, w.gate_up)) {
-    activated = fused_gated_linear(x, w.gate_up, gelu);  // one row: both weight rows and the activation, one kernel
-  } else if (fused_ops_) {
+    return fused_gated_linear(x, w.gate_up, gelu);  // one row: both weight rows and the activation, one kernel
+  }
+  if (fused_ops_) {
     // One GEMM for gate and up (stacked weights), then one kernel where it applies.
     const at::Tensor gate_up = linear(x, w.gate_up);
     const int64_t I = gate_up.size(-1) / 2;
-    activated = fused_ops_apply(gate_up) ? fused_gated_activation(gate_up, gelu)
-                                         : gated(gate_up.narrow(-1, 0, I), gate_up.narrow(-1, I, I));
-  } else {
-    activated = gated(linear(x, w.gate), linear(x, w.up));
+    return fused_ops_apply(gate_up) ? fused_gated_activation(gate_up, gelu)
+                                    : gated(gate_up.narrow(-1, 0, I), gate_up.narrow(-1, I, I));
   }
-  at::Tensor out = linear(activated, w.down);
-  collectives().all_reduce_sum(out);
-  return out;
+  return gated(linear(x, w.gate), linear(x, w.up));
+}
+
+bool Decoder::folds_norms(int64_t l, const at::Tensor& attn, const at::Tensor& h, const Step& step) const {
+  const auto& w = weights_->layers[l];
+  // One shard only: with several, the o and down outputs are partial sums until the all-reduce.
+  // Sandwich norms (Gemma) norm the o and down outputs before the addition.
+  return fold_norms_ && fused_ops_ && options_.shard_count == 1 && !config_.sandwich_norms &&
+         !step.query_rows.defined() && fused_linear_apply(attn, w.o) && h.is_contiguous() &&
+         h.scalar_type() == attn.scalar_type() && h.numel() == w.o.size(0) && w.gate_up.defined() &&
+         w.mlp_norm.scalar_type() == h.scalar_type() && fused_normed_linear_apply(h, w.gate_up);
 }
 
 Decoder::Residual Decoder::block(int64_t l, const Residual& in, Step& step) const {
   const auto& w = weights_->layers[l];
-  // The previous block's last residual addition happens here, with this block's first norm.
-  const auto [h, attn_in] = add_rms_norm(in.h, in.pending, w.attn_norm);
-  at::Tensor attn = self_attention(l, attn_in, step);
-  if (config_.sandwich_norms) attn = rms_norm(attn, w.post_attn_norm);
+  // The previous block's last residual addition happens here, with this block's first norm (folded:
+  // in the previous block's down projection, and the norm in the q/k/v kernel).
+  const auto [h, attn_in] = norm_input(in, w.attn_norm, w.qkv);
+  const at::Tensor attn = attend(l, project_qkv(l, attn_in, step), step);
   // With queries at some rows only, the block continues at those rows.
-  auto [residual, mlp_in] = add_rms_norm(step.at_query_rows(h), attn, w.mlp_norm);
-  at::Tensor mlp_out = mlp(l, mlp_in);
+  const at::Tensor residual = step.at_query_rows(h);
+  if (folds_norms(l, attn, residual, step)) {
+    // o with the residual addition, then gate/up with the norm: no norm kernel in between.
+    ++folded_blocks_;
+    const ResidualRow mid = fused_linear_add(attn, w.o, {}, residual);
+    NormedInput mlp_in;
+    mlp_in.row = mid;
+    mlp_in.norm_weight = w.mlp_norm;
+    const at::Tensor activated = mlp_activation(l, mlp_in);
+    if (!fused_linear_apply(activated, w.down)) return {mid.h, project_out(activated, w.down), {}};
+    const ResidualRow out = fused_linear_add(activated, w.down, {}, mid.h);
+    return {out.h, {}, out.squares};
+  }
+  at::Tensor attn_out = project_out(attn, w.o);
+  if (config_.sandwich_norms) attn_out = rms_norm(attn_out, w.post_attn_norm);
+  auto [mid, mlp_normed] = add_rms_norm(residual, attn_out, w.mlp_norm);
+  NormedInput mlp_in;
+  mlp_in.normed = mlp_normed;
+  at::Tensor mlp_out = project_out(mlp_activation(l, mlp_in), w.down);
   if (config_.sandwich_norms) mlp_out = rms_norm(mlp_out, w.post_mlp_norm);
-  return {std::move(residual), std::move(mlp_out)};
+  return {std::move(mid), std::move(mlp_out), {}};
 }
 
 at::Tensor Decoder::lm_head(const at::Tensor& normed) const {
@@ -308,7 +370,7 @@ ForwardOutput Decoder::forward(const TokenBatch& batch, const ForwardRequest& re
   step.key_len = T;
   step.plain_causal = true;
 
-  Residual r{embed(ids), {}};
+  Residual r{embed(ids), {}, {}};
   store(0, r.h);
   const int64_t blocks = std::min(deepest, n_layers);
   const bool rows_only = !request.deepest_rows.empty() && blocks > 0;
@@ -316,7 +378,7 @@ ForwardOutput Decoder::forward(const TokenBatch& batch, const ForwardRequest& re
     if (rows_only && l + 1 == blocks) select_query_rows(batch, request.deepest_rows, step);
     r = block(l, r, step);
     if (l + 1 < n_layers && requested(l + 1)) {
-      r = {settle(r), {}};
+      r = {settle(r), {}, {}};
       store(l + 1, r.h);
     }
   }

@@ -83,7 +83,7 @@ at::Tensor Decoder::forward_cached(KvCache& cache, const std::vector<int64_t>& s
   step.write_dst = on_device(dst, {static_cast<int64_t>(dst.size())});
   step.cache_rows = on_device(cache_rows, {B * T});
 
-  Residual r{embed(on_device(ids, {B, T})), {}};
+  Residual r{embed(on_device(ids, {B, T})), {}, {}};
   for (int64_t l = 0; l < config_.num_layers; ++l) r = block(l, r, step);
   std::vector<int64_t> last(B);
   for (int64_t b = 0; b < B; ++b) last[b] = b * T + static_cast<int64_t>(new_tokens[b].size()) - 1;
@@ -114,7 +114,7 @@ at::Tensor Decoder::decode_step(KvCache& cache, const at::Tensor& ids, const at:
   // write_src stays undefined (every row is new); each slot writes at slot * max_len + position.
   step.write_dst = at::arange(S, positions.options()) * cache.max_len() + positions;
   step.cache_rows = step.write_dst;
-  Residual r{embed(ids.view({S, 1})), {}};
+  Residual r{embed(ids.view({S, 1})), {}, {}};
   for (int64_t l = 0; l < config_.num_layers; ++l) r = block(l, r, step);
   return lm_head(add_rms_norm(r.h, r.pending, weights_->final_norm).second.select(1, 0));
 }

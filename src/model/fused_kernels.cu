@@ -12,57 +12,20 @@ namespace gpujob::model::kernels {
 namespace {
 
 using detail::activation;
+using detail::block_sum;
 using detail::dispatch;
 using detail::from_float;
+using detail::kPerVector;
+using detail::load_vector;
+using detail::norm_value;
 using detail::rounded;
 using detail::start_after_prior_grids;
+using detail::store_vector;
 using detail::to_float;
+using detail::Vector;
 using detail::warp_sum;
 
 constexpr int kNormThreads = 256;
-
-// Sum over the threads of a block (a multiple of 32, at most 1024), every thread receiving it.
-__device__ __forceinline__ float block_sum(float v) {
-  __shared__ float warp_sums[32];
-  __shared__ float total;
-  v = warp_sum(v);
-  if ((threadIdx.x & 31) == 0) warp_sums[threadIdx.x / 32] = v;
-  __syncthreads();
-  if (threadIdx.x < 32) {
-    const float t = warp_sum(threadIdx.x < blockDim.x / 32 ? warp_sums[threadIdx.x] : 0.f);
-    if (threadIdx.x == 0) total = t;
-  }
-  __syncthreads();
-  return total;
-}
-
-// 16 bytes of elements, read and written as one access.
-template <typename T>
-constexpr int kPerVector = static_cast<int>(16 / sizeof(T));
-
-template <typename T>
-struct alignas(16) Vector {
-  T e[kPerVector<T>];
-};
-
-template <typename T>
-__device__ __forceinline__ Vector<T> load_vector(const T* p) {
-  Vector<T> v;
-  *reinterpret_cast<uint4*>(&v) = *reinterpret_cast<const uint4*>(p);
-  return v;
-}
-
-template <typename T>
-__device__ __forceinline__ void store_vector(T* p, const Vector<T>& v) {
-  *reinterpret_cast<uint4*>(p) = *reinterpret_cast<const uint4*>(&v);
-}
-
-// One normalised element as the unfused RMSNorm writes it: Llama/Qwen scale the rounded value by
-// w in the model dtype, Gemma scales by (w + offset) in float32 and rounds once.
-template <typename T>
-__device__ __forceinline__ T norm_value(float normed, float w, float offset) {
-  return offset != 0.f ? from_float<T>(normed * (w + offset)) : from_float<T>(w * rounded<T>(normed));
-}
 
 template <typename T>
 __global__ void rms_norm_kernel(const T* __restrict__ x, const T* __restrict__ weight, T* __restrict__ out,

@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <cstdint>
 #include <vector>
 
 #include "gpujob/util/error.hpp"
@@ -176,6 +177,82 @@ at::Tensor fused_gated_linear(const at::Tensor& x, const at::Tensor& gate_up, bo
   return out;
 }
 
+ResidualRow fused_linear_add(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias,
+                             const at::Tensor& residual) {
+  require_matrix_vector(x, w, "fused linear + residual", "w");
+  if (bias.defined()) require(bias, x, "the bias");
+  require(residual, x, "the residual");
+  const int64_t out_features = w.size(0);
+  GPUJOB_CHECK(!bias.defined() || bias.numel() == out_features, "fused linear + residual: bias has ", bias.numel(),
+               " elements for ", out_features, " outputs");
+  GPUJOB_CHECK(residual.numel() == out_features, "fused linear + residual: the residual has ", residual.numel(),
+               " elements for ", out_features, " outputs");
+  ResidualRow out;
+  out.h = empty_with_last(x, out_features);
+  out.squares = at::empty({kernels::matrix_vector_blocks(out_features)}, x.options().dtype(at::kFloat));
+  kernels::matrix_vector_add(element_type(x), x.data_ptr(), w.data_ptr(), bias.defined() ? bias.data_ptr() : nullptr,
+                             residual.data_ptr(), out.h.data_ptr(), out.squares.data_ptr<float>(), out_features,
+                             w.size(1), at::cuda::getCurrentCUDAStream());
+  return out;
+}
+
+bool fused_normed_linear_apply(const at::Tensor& h, const at::Tensor& w) {
+  return fused_linear_apply(h, w) &&
+         kernels::normed_matrix_vector_support(w.size(1), h.element_size(), h.data_ptr(), w.data_ptr());
+}
+
+namespace {
+
+// The NormedInput of a ResidualRow, after the checks the normed kernels need.
+kernels::NormedInput normed_input(const ResidualRow& row, const at::Tensor& norm_weight, double eps, double offset,
+                                  const at::Tensor& w, const char* op) {
+  GPUJOB_CHECK(fused_normed_linear_apply(row.h, w), op, ": h ", row.h.sizes(), " (", row.h.scalar_type(), ") and w ",
+               w.sizes(), " are not operands of the normed matrix-vector kernel (one contiguous row of at most 48 KiB, "
+               "16-byte rows, one CUDA dtype)");
+  require(norm_weight, row.h, "the norm weight");
+  GPUJOB_CHECK(norm_weight.numel() == w.size(1) && reinterpret_cast<std::uintptr_t>(norm_weight.data_ptr()) % 16 == 0,
+               op, ": the norm weight has ", norm_weight.numel(), " elements for rows of ", w.size(1),
+               " (or is not 16-byte aligned)");
+  GPUJOB_CHECK(row.squares.is_cuda() && row.squares.scalar_type() == at::kFloat && row.squares.is_contiguous() &&
+                   row.squares.dim() == 1 && row.squares.device() == row.h.device(),
+               op, ": the sums of squares must be float32 [n] on ", row.h.device());
+  kernels::NormedInput in;
+  in.h = row.h.data_ptr();
+  in.squares = row.squares.data_ptr<float>();
+  in.n_squares = row.squares.numel();
+  in.weight = norm_weight.data_ptr();
+  in.eps = static_cast<float>(eps);
+  in.offset = static_cast<float>(offset);
+  return in;
+}
+
+}  // namespace
+
+at::Tensor fused_normed_linear(const ResidualRow& row, const at::Tensor& norm_weight, double eps, double offset,
+                               const at::Tensor& w, const at::Tensor& bias) {
+  const kernels::NormedInput in = normed_input(row, norm_weight, eps, offset, w, "fused normed linear");
+  if (bias.defined()) require(bias, row.h, "the bias");
+  const int64_t out_features = w.size(0);
+  GPUJOB_CHECK(!bias.defined() || bias.numel() == out_features, "fused normed linear: bias has ", bias.numel(),
+               " elements for ", out_features, " outputs");
+  at::Tensor out = empty_with_last(row.h, out_features);
+  kernels::normed_matrix_vector(element_type(row.h), in, w.data_ptr(), bias.defined() ? bias.data_ptr() : nullptr,
+                                out.data_ptr(), out_features, w.size(1), at::cuda::getCurrentCUDAStream());
+  return out;
+}
+
+at::Tensor fused_normed_gated_linear(const ResidualRow& row, const at::Tensor& norm_weight, double eps, double offset,
+                                     const at::Tensor& gate_up, bool gelu_tanh) {
+  const kernels::NormedInput in = normed_input(row, norm_weight, eps, offset, gate_up, "fused normed gated linear");
+  const int64_t width = gate_up.size(0) / 2;
+  GPUJOB_CHECK(gate_up.size(0) == 2 * width, "fused normed gated linear: stacked gate/up weight has ", gate_up.size(0),
+               " rows, not an even count");
+  at::Tensor out = empty_with_last(row.h, width);
+  kernels::normed_gated_matrix_vector(element_type(row.h), in, gate_up.data_ptr(), out.data_ptr(), width,
+                                      gate_up.size(1), gelu_tanh, at::cuda::getCurrentCUDAStream());
+  return out;
+}
+
 bool fused_attention_inputs_apply(const at::Tensor& qkv, int64_t head_dim) {
   return fused_ops_apply(qkv) && qkv.is_contiguous() && kernels::attention_inputs_support(head_dim);
 }
@@ -285,6 +362,17 @@ at::Tensor fused_linear(const at::Tensor&, const at::Tensor&, const at::Tensor&)
   fail("fused ops are built only with a CUDA libtorch");
 }
 at::Tensor fused_gated_linear(const at::Tensor&, const at::Tensor&, bool) {
+  fail("fused ops are built only with a CUDA libtorch");
+}
+ResidualRow fused_linear_add(const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&) {
+  fail("fused ops are built only with a CUDA libtorch");
+}
+bool fused_normed_linear_apply(const at::Tensor&, const at::Tensor&) { return false; }
+at::Tensor fused_normed_linear(const ResidualRow&, const at::Tensor&, double, double, const at::Tensor&,
+                               const at::Tensor&) {
+  fail("fused ops are built only with a CUDA libtorch");
+}
+at::Tensor fused_normed_gated_linear(const ResidualRow&, const at::Tensor&, double, double, const at::Tensor&, bool) {
   fail("fused ops are built only with a CUDA libtorch");
 }
 bool fused_attention_inputs_apply(const at::Tensor&, int64_t) { return false; }

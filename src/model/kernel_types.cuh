@@ -1,6 +1,6 @@
 // Device-side helpers shared by the .cu files of the model layer: element-type conversions with
-// the roundings ATen makes, the gated-MLP activation, the dispatch from ElementType to a C++ type,
-// and the launch check.
+// the roundings ATen makes, warp and block sums, 16-byte vectors, the RMSNorm element, the
+// gated-MLP activation, the dispatch from ElementType to a C++ type, and the launch check.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -34,6 +34,50 @@ __device__ __forceinline__ float rounded(float v) { return to_float(from_float<T
 __device__ __forceinline__ float warp_sum(float v) {
   for (int d = 16; d > 0; d /= 2) v += __shfl_xor_sync(0xffffffffu, v, d);
   return v;
+}
+
+// Sum over the threads of a block (a multiple of 32, at most 1024), every thread receiving it. The
+// order of the additions depends only on the block size, so equal blocks get equal sums.
+__device__ __forceinline__ float block_sum(float v) {
+  __shared__ float warp_sums[32];
+  __shared__ float total;
+  v = warp_sum(v);
+  if ((threadIdx.x & 31) == 0) warp_sums[threadIdx.x / 32] = v;
+  __syncthreads();
+  if (threadIdx.x < 32) {
+    const float t = warp_sum(threadIdx.x < blockDim.x / 32 ? warp_sums[threadIdx.x] : 0.f);
+    if (threadIdx.x == 0) total = t;
+  }
+  __syncthreads();
+  return total;
+}
+
+// 16 bytes of elements, read and written as one access.
+template <typename T>
+constexpr int kPerVector = static_cast<int>(16 / sizeof(T));
+
+template <typename T>
+struct alignas(16) Vector {
+  T e[kPerVector<T>];
+};
+
+template <typename T>
+__device__ __forceinline__ Vector<T> load_vector(const T* p) {
+  Vector<T> v;
+  *reinterpret_cast<uint4*>(&v) = *reinterpret_cast<const uint4*>(p);
+  return v;
+}
+
+template <typename T>
+__device__ __forceinline__ void store_vector(T* p, const Vector<T>& v) {
+  *reinterpret_cast<uint4*>(p) = *reinterpret_cast<const uint4*>(&v);
+}
+
+// One normalised element as the unfused RMSNorm writes it: Llama/Qwen scale the rounded value by
+// w in the model dtype, Gemma scales by (w + offset) in float32 and rounds once.
+template <typename T>
+__device__ __forceinline__ T norm_value(float normed, float w, float offset) {
+  return offset != 0.f ? from_float<T>(normed * (w + offset)) : from_float<T>(w * rounded<T>(normed));
 }
 
 // act(g) of a gated MLP: SiLU, or GELU with the tanh approximation (HF's "gelu_pytorch_tanh").

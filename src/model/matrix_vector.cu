@@ -2,6 +2,10 @@
 // reading its weights once: one warp per output feature streams that weight row with 16-byte
 // loads, several in flight per lane, and multiplies it with x (small, served from the cache).
 // Measured against cuBLAS by bench/linear_bench.cpp: beyond one row a GEMM library does better.
+// Folded norms: a layer that ends in a residual addition (o, down) adds the residual in the
+// kernel and leaves each block's sum of squares of the new residual stream; the next layer that
+// starts with an RMSNorm (q/k/v, gate/up) norms that stream itself from those sums, each block
+// into its shared memory, so the norm kernel between the two layers is not needed.
 #include "matrix_vector.cuh"
 
 #include "kernel_launch.cuh"
@@ -14,10 +18,16 @@ namespace {
 
 using detail::activation;
 using detail::allow_next_grid;
+using detail::block_sum;
 using detail::dispatch;
 using detail::from_float;
+using detail::kPerVector;
+using detail::load_vector;
+using detail::norm_value;
 using detail::rounded;
+using detail::store_vector;
 using detail::to_float;
+using detail::Vector;
 using detail::wait_for_prior_grids;
 using detail::warp_sum;
 
@@ -27,8 +37,56 @@ constexpr int kWarps = 8;   // output features per block, one warp each
 // row too (8 in flight): 2 per row, with or without a register cap, was up to 4% slower there.
 constexpr int kUnroll = 4;
 
+// Where a kernel's x comes from. Each is called once by every thread of the block after the wait
+// for the previous kernel, and returns x as 16-byte vectors.
+// x as it is, in global memory (read through the read-only cache).
 template <typename T>
-constexpr int kPerVector = static_cast<int>(16 / sizeof(T));
+struct GlobalX {
+  static constexpr bool kShared = false;
+  const T* x;
+  __device__ __forceinline__ const uint4* operator()() const { return reinterpret_cast<const uint4*>(x); }
+};
+
+// RMSNorm(h) as rms_norm computes it, written by the block into its shared memory (in_features
+// elements, the launch's dynamic shared memory), with 1 / rms from the sums of squares of h that
+// matrix_vector_add left, one per block of it: every block adds them in the same order, so all
+// blocks norm with the same factor.
+template <typename T>
+struct NormedX {
+  static constexpr bool kShared = true;
+  const T* h;
+  const float* squares;
+  int64_t n_squares;
+  const T* weight;
+  float eps, offset;
+  int64_t in_features;
+  __device__ __forceinline__ const uint4* operator()() const {
+    extern __shared__ uint4 shared_x[];
+    float part = 0.f;
+    for (int64_t i = threadIdx.x; i < n_squares; i += blockDim.x) part += squares[i];
+    const float inv_rms = rsqrtf(block_sum(part) / static_cast<float>(in_features) + eps);
+    constexpr int V = kPerVector<T>;
+    T* normed = reinterpret_cast<T*>(shared_x);
+    for (int64_t v = threadIdx.x; v < in_features / V; v += blockDim.x) {
+      const Vector<T> hv = load_vector(h + v * V), wv = load_vector(weight + v * V);
+      Vector<T> o;
+#pragma unroll
+      for (int j = 0; j < V; ++j) o.e[j] = norm_value<T>(to_float(hv.e[j]) * inv_rms, to_float(wv.e[j]), offset);
+      store_vector(normed + v * V, o);
+    }
+    __syncthreads();
+    return shared_x;
+  }
+};
+
+template <bool kShared>
+__device__ __forceinline__ uint4 load_x(const uint4* p) {
+  if constexpr (kShared) {
+    return *p;
+  } else {
+    return __ldg(p);
+  }
+}
 
 // The elements of 16 bytes of weights times the same elements of x, summed into acc.
 template <typename T>
@@ -46,9 +104,10 @@ __device__ __forceinline__ float multiply_add(const uint4& w, const uint4& x, fl
 // first kUnroll weight vectors of each row are loaded before waiting for the previous kernel: no
 // kernel writes weights, so under programmatic launch (kernel_launch.cuh) they are on their way
 // while that kernel finishes (an H200 decoding Qwen3-8B: 2-3% more tokens/s than without; asking
-// L2 to prefetch the lines instead, which holds no registers, made every layer slower).
-template <typename T, int kRows>
-__device__ __forceinline__ void dot_rows(const T* __restrict__ x, const T* __restrict__ w, int64_t feature,
+// L2 to prefetch the lines instead, which holds no registers, made every layer slower). Every
+// thread calls it, active or not (source_x may synchronise the block).
+template <typename T, int kRows, typename X>
+__device__ __forceinline__ void dot_rows(const X& source_x, const T* __restrict__ w, int64_t feature,
                                          int64_t row_step, int64_t in_features, bool active, float (&sums)[kRows]) {
   const int lane = threadIdx.x & 31;
   const int64_t vectors = in_features / kPerVector<T>;
@@ -62,15 +121,15 @@ __device__ __forceinline__ void dot_rows(const T* __restrict__ x, const T* __res
       if (active && lane + 32 * u < vectors) first[r][u] = __ldcs(rows[r] + lane + 32 * u);  // read once: stream
   }
   wait_for_prior_grids();
+  const uint4* xs = source_x();
   if (!active) return;
-  const uint4* xs = reinterpret_cast<const uint4*>(x);
   float acc[kRows];
 #pragma unroll
   for (int r = 0; r < kRows; ++r) acc[r] = 0.f;
 #pragma unroll
   for (int u = 0; u < kUnroll; ++u) {
     if (lane + 32 * u < vectors) {
-      const uint4 xv = __ldg(xs + lane + 32 * u);
+      const uint4 xv = load_x<X::kShared>(xs + lane + 32 * u);
 #pragma unroll
       for (int r = 0; r < kRows; ++r) acc[r] = multiply_add<T>(first[r][u], xv, acc[r]);
     }
@@ -85,13 +144,13 @@ __device__ __forceinline__ void dot_rows(const T* __restrict__ x, const T* __res
     }
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
-      const uint4 xv = __ldg(xs + i + 32 * u);
+      const uint4 xv = load_x<X::kShared>(xs + i + 32 * u);
 #pragma unroll
       for (int r = 0; r < kRows; ++r) acc[r] = multiply_add<T>(loaded[r][u], xv, acc[r]);
     }
   }
   for (; i < vectors; i += 32) {
-    const uint4 xv = __ldg(xs + i);
+    const uint4 xv = load_x<X::kShared>(xs + i);
 #pragma unroll
     for (int r = 0; r < kRows; ++r) acc[r] = multiply_add<T>(__ldcs(rows[r] + i), xv, acc[r]);
   }
@@ -99,43 +158,90 @@ __device__ __forceinline__ void dot_rows(const T* __restrict__ x, const T* __res
   for (int r = 0; r < kRows; ++r) sums[r] = warp_sum(acc[r]);
 }
 
-template <typename T>
+template <typename T, typename X>
 __global__ void __launch_bounds__(kWarps * 32)
-    matrix_vector_kernel(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ bias,
-                         T* __restrict__ out, int64_t out_features, int64_t in_features) {
+    matrix_vector_kernel(X source_x, const T* __restrict__ w, const T* __restrict__ bias, T* __restrict__ out,
+                         int64_t out_features, int64_t in_features) {
   allow_next_grid();
   const int64_t feature = static_cast<int64_t>(blockIdx.x) * kWarps + threadIdx.x / 32;
   const bool active = feature < out_features;
   float sum[1];
-  dot_rows<T, 1>(x, w, feature, 0, in_features, active, sum);
+  dot_rows<T, 1>(source_x, w, feature, 0, in_features, active, sum);
   if (active && (threadIdx.x & 31) == 0)
     out[feature] = from_float<T>(sum[0] + (bias != nullptr ? to_float(bias[feature]) : 0.f));
 }
 
 // Output feature f: gate row f and up row width + f, each sum rounded to T as the stacked GEMM's
 // output is, then round(act(gate)) * up rounded, as gated_activation computes it from that output.
-template <typename T>
+template <typename T, typename X>
 __global__ void __launch_bounds__(kWarps * 32)
-    gated_matrix_vector_kernel(const T* __restrict__ x, const T* __restrict__ w, T* __restrict__ out, int64_t width,
+    gated_matrix_vector_kernel(X source_x, const T* __restrict__ w, T* __restrict__ out, int64_t width,
                                int64_t in_features, bool gelu_tanh) {
   allow_next_grid();
   const int64_t feature = static_cast<int64_t>(blockIdx.x) * kWarps + threadIdx.x / 32;
   const bool active = feature < width;
   float sums[2];
-  dot_rows<T, 2>(x, w, feature, width, in_features, active, sums);
+  dot_rows<T, 2>(source_x, w, feature, width, in_features, active, sums);
   if (active && (threadIdx.x & 31) == 0) {
     const float gate = rounded<T>(sums[0]), up = rounded<T>(sums[1]);
     out[feature] = from_float<T>(rounded<T>(activation(gate, gelu_tanh)) * up);
   }
 }
 
+// Output feature f: sum[f] = round(residual[f] + round(w row f times x + bias[f])), the linear
+// layer and the residual addition after it; squares[block] = the sum of sum[f]^2 over the block's
+// features, in feature order.
+template <typename T>
+__global__ void __launch_bounds__(kWarps * 32)
+    matrix_vector_add_kernel(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ bias,
+                             const T* __restrict__ residual, T* __restrict__ sum, float* __restrict__ squares,
+                             int64_t out_features, int64_t in_features) {
+  allow_next_grid();
+  __shared__ float warp_squares[kWarps];
+  const int warp = threadIdx.x / 32;
+  const int64_t feature = static_cast<int64_t>(blockIdx.x) * kWarps + warp;
+  const bool active = feature < out_features;
+  float dot[1];
+  dot_rows<T, 1>(GlobalX<T>{x}, w, feature, 0, in_features, active, dot);
+  if ((threadIdx.x & 31) == 0) {
+    float square = 0.f;
+    if (active) {
+      const float delta = rounded<T>(dot[0] + (bias != nullptr ? to_float(bias[feature]) : 0.f));
+      const T s = from_float<T>(to_float(residual[feature]) + delta);
+      sum[feature] = s;
+      square = to_float(s) * to_float(s);
+    }
+    warp_squares[warp] = square;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    float total = 0.f;
+#pragma unroll
+    for (int k = 0; k < kWarps; ++k) total += warp_squares[k];
+    squares[blockIdx.x] = total;
+  }
+}
+
 unsigned blocks_for(int64_t features) { return static_cast<unsigned>((features + kWarps - 1) / kWarps); }
+
+bool aligned(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
+
+template <typename T>
+NormedX<T> normed_x(const NormedInput& in, int64_t in_features) {
+  return NormedX<T>{static_cast<const T*>(in.h), in.squares, in.n_squares, static_cast<const T*>(in.weight),
+                    in.eps, in.offset, in_features};
+}
 
 }  // namespace
 
 bool matrix_vector_support(int64_t in_features, int64_t element_size, const void* x, const void* w) {
-  const auto aligned = [](const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; };
   return element_size > 0 && in_features > 0 && (in_features * element_size) % 16 == 0 && aligned(x) && aligned(w);
+}
+
+int64_t matrix_vector_blocks(int64_t out_features) { return blocks_for(out_features); }
+
+bool normed_matrix_vector_support(int64_t in_features, int64_t element_size, const void* h, const void* w) {
+  return matrix_vector_support(in_features, element_size, h, w) && in_features * element_size <= kNormedXMaxBytes;
 }
 
 void matrix_vector(ElementType type, const void* x, const void* w, const void* bias, void* out, int64_t out_features,
@@ -143,9 +249,21 @@ void matrix_vector(ElementType type, const void* x, const void* w, const void* b
   if (out_features == 0) return;
   dispatch(type, "matrix-vector", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    detail::launch(matrix_vector_kernel<T>, blocks_for(out_features), kWarps * 32, 0, stream,
-                   static_cast<const T*>(x), static_cast<const T*>(w), static_cast<const T*>(bias),
+    detail::launch(matrix_vector_kernel<T, GlobalX<T>>, blocks_for(out_features), kWarps * 32, 0, stream,
+                   GlobalX<T>{static_cast<const T*>(x)}, static_cast<const T*>(w), static_cast<const T*>(bias),
                    static_cast<T*>(out), out_features, in_features);
+  });
+}
+
+void normed_matrix_vector(ElementType type, const NormedInput& x, const void* w, const void* bias, void* out,
+                          int64_t out_features, int64_t in_features, cudaStream_t stream) {
+  if (out_features == 0) return;
+  dispatch(type, "normed matrix-vector", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    detail::launch(matrix_vector_kernel<T, NormedX<T>>, blocks_for(out_features), kWarps * 32,
+                   static_cast<size_t>(in_features) * sizeof(T), stream, normed_x<T>(x, in_features),
+                   static_cast<const T*>(w), static_cast<const T*>(bias), static_cast<T*>(out), out_features,
+                   in_features);
   });
 }
 
@@ -154,9 +272,31 @@ void gated_matrix_vector(ElementType type, const void* x, const void* w, void* o
   if (width == 0) return;
   dispatch(type, "gated matrix-vector", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    detail::launch(gated_matrix_vector_kernel<T>, blocks_for(width), kWarps * 32, 0, stream,
-                   static_cast<const T*>(x), static_cast<const T*>(w), static_cast<T*>(out), width, in_features,
-                   gelu_tanh);
+    detail::launch(gated_matrix_vector_kernel<T, GlobalX<T>>, blocks_for(width), kWarps * 32, 0, stream,
+                   GlobalX<T>{static_cast<const T*>(x)}, static_cast<const T*>(w), static_cast<T*>(out), width,
+                   in_features, gelu_tanh);
+  });
+}
+
+void normed_gated_matrix_vector(ElementType type, const NormedInput& x, const void* w, void* out, int64_t width,
+                                int64_t in_features, bool gelu_tanh, cudaStream_t stream) {
+  if (width == 0) return;
+  dispatch(type, "normed gated matrix-vector", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    detail::launch(gated_matrix_vector_kernel<T, NormedX<T>>, blocks_for(width), kWarps * 32,
+                   static_cast<size_t>(in_features) * sizeof(T), stream, normed_x<T>(x, in_features),
+                   static_cast<const T*>(w), static_cast<T*>(out), width, in_features, gelu_tanh);
+  });
+}
+
+void matrix_vector_add(ElementType type, const void* x, const void* w, const void* bias, const void* residual,
+                       void* sum, float* squares, int64_t out_features, int64_t in_features, cudaStream_t stream) {
+  if (out_features == 0) return;
+  dispatch(type, "matrix-vector + residual", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    detail::launch(matrix_vector_add_kernel<T>, blocks_for(out_features), kWarps * 32, 0, stream,
+                   static_cast<const T*>(x), static_cast<const T*>(w), static_cast<const T*>(bias),
+                   static_cast<const T*>(residual), static_cast<T*>(sum), squares, out_features, in_features);
   });
 }
 

@@ -378,3 +378,133 @@ TEST_CASE("cached prefill and decode steps with the fused work give the unfused 
     }
   }
 }
+
+TEST_CASE("the matrix-vector kernel with the residual addition equals the layer plus the residual") {
+  if (!have_gpu()) return;
+  at::manual_seed(21);
+  for (const auto type : kTypes)
+  for (const int64_t in : {64, 520, 4096})
+  for (const int64_t out : {1003, 4096})  // 1003: the last block has features to spare
+  for (const bool with_bias : {false, true}) {
+    INFO("dtype " << type << ", in " << in << ", out " << out << (with_bias ? ", bias" : ""));
+    const auto opts = at::TensorOptions().device(at::kCUDA).dtype(at::kFloat);
+    const at::Tensor x = at::randn({1, 1, in}, opts).to(type), w = at::randn({out, in}, opts).to(type);
+    const at::Tensor bias = with_bias ? at::randn({out}, opts).to(type) : at::Tensor();
+    const at::Tensor residual = (at::randn({1, 1, out}, opts) * 4).to(type);
+    const ResidualRow got = fused_linear_add(x, w, bias, residual);
+    REQUIRE(got.h.sizes() == at::IntArrayRef({1, 1, out}));
+    // The same sums as the matrix-vector kernel, rounded, then the addition ATen rounds: equal.
+    CHECK(steps_apart(got.h, residual + fused_linear(x, w, bias)) == 0);
+    // One sum of squares per 8 features; together the row's, up to float32 summation.
+    REQUIRE(got.squares.scalar_type() == at::kFloat);
+    CHECK(got.squares.numel() == (out + 7) / 8);
+    const double total = got.squares.to(at::kDouble).sum().item<double>();
+    const double want = got.h.to(at::kDouble).pow(2).sum().item<double>();
+    CHECK(std::abs(total - want) <= 1e-5 * want);
+  }
+  const auto opts = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
+  CHECK_THROWS_WITH(fused_linear_add(at::randn({1, 64}, opts), at::randn({16, 64}, opts), {}, at::randn({15}, opts)),
+                    Catch::Contains("the residual has 15 elements for 16 outputs"));
+}
+
+TEST_CASE("the normed matrix-vector kernels equal the norm kernel followed by the layer, both weight conventions") {
+  if (!have_gpu()) return;
+  at::manual_seed(22);
+  // Tolerances as for the matrix-vector kernels against float64 (max |error| / max |result|).
+  const auto tolerance = [](at::ScalarType t) { return t == at::kBFloat16 ? 1.6e-2 : t == at::kHalf ? 2e-3 : 1e-5; };
+  for (const auto type : kTypes)
+  for (const double offset : {0.0, 1.0})
+  for (const int64_t in : {64, 520, 4096}) {
+    INFO("dtype " << type << ", offset " << offset << ", in " << in);
+    const auto opts = at::TensorOptions().device(at::kCUDA).dtype(at::kFloat);
+    const int64_t out = 1003;
+    const at::Tensor h = (at::randn({1, 1, in}, opts) * 3).to(type);
+    const at::Tensor norm_w = (at::rand({in}, opts) + 0.5).to(type);
+    const at::Tensor w = (at::randn({out, in}, opts) / std::sqrt(static_cast<double>(in))).to(type);
+    const at::Tensor gate_up = (at::randn({2 * out, in}, opts) * (2.0 / std::sqrt(static_cast<double>(in)))).to(type);
+    const at::Tensor bias = at::randn({out}, opts).to(type);
+    // Sums of squares over blocks of 8 elements, as a fused_linear_add of h would leave them.
+    const ResidualRow row{h, h.to(at::kFloat).pow(2).view({-1, 8}).sum(1)};
+    REQUIRE(fused_normed_linear_apply(h, w));
+    // The reference: the ATen RMSNorm expression, then float64 products.
+    const at::Tensor hf = h.to(at::kFloat);
+    const at::Tensor normed = hf * at::rsqrt(hf.pow(2).mean(-1, true) + 1e-6);
+    const at::Tensor x = offset != 0 ? (normed * (norm_w.to(at::kFloat) + offset)).to(type) : norm_w * normed.to(type);
+    const at::Tensor want = at::matmul(x.to(at::kDouble), w.to(at::kDouble).t()) + bias.to(at::kDouble);
+    const at::Tensor got = fused_normed_linear(row, norm_w, 1e-6, offset, w, bias);
+    REQUIRE(got.sizes() == at::IntArrayRef({1, 1, out}));
+    CHECK(tiny::relative_error(got.cpu(), want.cpu()) < tolerance(type));
+    const at::Tensor two_kernels = fused_linear(fused_rms_norm(h, norm_w, 1e-6, offset), w, bias);
+    CHECK(tiny::relative_error(got.cpu(), two_kernels.cpu()) < tolerance(type));
+    for (const bool gelu : {false, true}) {
+      INFO((gelu ? "gelu" : "silu"));
+      const at::Tensor products = at::matmul(x.to(at::kDouble), gate_up.to(at::kDouble).t()).to(type);
+      const at::Tensor gate = products.narrow(-1, 0, out), up = products.narrow(-1, out, out);
+      const at::Tensor gated_want = (gelu ? at::gelu(gate, "tanh") : at::silu(gate)) * up;
+      const at::Tensor gated = fused_normed_gated_linear(row, norm_w, 1e-6, offset, gate_up, gelu);
+      REQUIRE(gated.sizes() == at::IntArrayRef({1, 1, out}));
+      CHECK(tiny::relative_error(gated.cpu(), gated_want.cpu()) < tolerance(type));
+      const at::Tensor gated_two = fused_gated_linear(fused_rms_norm(h, norm_w, 1e-6, offset), gate_up, gelu);
+      CHECK(tiny::relative_error(gated.cpu(), gated_two.cpu()) < tolerance(type));
+    }
+  }
+  const auto opts = at::TensorOptions().device(at::kCUDA).dtype(at::kFloat);
+  // A normed row lives in a block's shared memory: 48 KiB at most.
+  CHECK(fused_normed_linear_apply(at::randn({1, 12288}, opts), at::randn({8, 12288}, opts)));
+  CHECK_FALSE(fused_normed_linear_apply(at::randn({1, 12800}, opts), at::randn({8, 12800}, opts)));
+  const at::Tensor h = at::randn({1, 64}, opts);
+  CHECK_THROWS_WITH(fused_normed_linear({h, at::ones({8}, opts)}, at::ones({60}, opts), 1e-6, 0.0,
+                                        at::randn({16, 64}, opts), {}),
+                    Catch::Contains("the norm weight has 60 elements for rows of 64"));
+}
+
+TEST_CASE("folded norms give the logits of the separate norm kernels in one-sequence decoding, every family") {
+  if (!have_gpu()) return;
+  for (const std::string kind : {"llama3", "qwen2", "qwen3", "gemma3"}) {
+    INFO("model " << kind);
+    auto json = tiny::config_for(kind);
+    json["head_dim"] = 64;
+    const ModelConfig config = parse_model_config(json, "config.json");
+    const std::string dir = tiny::write_checkpoint(json, tiny::random_weights(config, 13));
+    const int64_t V = config.vocab_size;
+    for (const auto type : {at::kFloat, at::kBFloat16}) {
+      INFO("dtype " << type);
+      int64_t folded = 0;
+      const auto run = [&](bool fold) {
+        LoadOptions load;
+        load.device = at::Device(at::kCUDA, 0);
+        load.dtype = type;
+        auto decoder = Decoder::load(dir, load);
+        decoder->set_fused_ops(true);
+        decoder->set_fold_norms(fold);
+        KvCache cache = decoder->make_kv_cache(1, 24);
+        std::vector<at::Tensor> logits;
+        logits.push_back(decoder->forward_cached(cache, {0}, {tiny::token_sequence(3, 7, V)}).cpu());
+        for (int step = 0; step < 3; ++step)
+          logits.push_back(decoder->forward_cached(cache, {0}, {{(step * 5 + 1) % V}}).cpu());
+        for (int step = 0; step < 3; ++step) {
+          const int64_t position = cache.length(0);
+          logits.push_back(decoder->decode_step(cache, at::tensor(std::vector<int64_t>{(step * 7 + 4) % V}, at::kLong).to(at::kCUDA),
+                                                at::tensor(std::vector<int64_t>{position}, at::kLong).to(at::kCUDA),
+                                                decoder->attended_key_length(position + 1, 24)).cpu());
+          cache.set_length(0, position + 1);
+        }
+        if (fold) folded = decoder->folded_blocks();
+        return logits;
+      };
+      const auto plain = run(false), fold = run(true);
+      // Sandwich norms (Gemma 3) norm the o and down outputs before the addition: nothing folds.
+      if (config.sandwich_norms) {
+        CHECK(folded == 0);
+      } else {
+        CHECK(folded == 6 * config.num_layers);  // the 6 one-token calls, every block
+      }
+      for (size_t i = 0; i < plain.size(); ++i) {
+        INFO("call " << i);
+        // The norm's sum of squares is added in another order: float32 rounding, which in
+        // bfloat16 can move a normed element by one step.
+        CHECK(tiny::relative_error(fold[i], plain[i]) < (type == at::kFloat ? 1e-5 : 2e-2));
+      }
+    }
+  }
+}

@@ -77,6 +77,15 @@ class Decoder {
   // where they apply (a CUDA build, CUDA tensors). Off until set; jobs set it from
   // model.fused_kernels (on by default). Off: separate GEMMs and the ATen expressions.
   void set_fused_ops(bool on) { fused_ops_ = on; }
+  // Folded norms (with the fused work, one-row decode steps of one shard, no sandwich norms): the
+  // o and down projections add their output to the residual stream in their own kernel and the
+  // q/k/v and gate/up kernels apply the RMSNorm before them, so a block runs no norm kernel
+  // (gpujob/model/fused_ops.hpp: fused_linear_add, fused_normed_linear). Off by default, and on
+  // with GPUJOB_FOLD_NORMS=1 in the environment, until benchmarks show it faster.
+  void set_fold_norms(bool on) { fold_norms_ = on; }
+  // Blocks run with folded norms since the decoder was made (a CUDA graph counts once, when it is
+  // captured): what tests and benchmarks check to know the folded path ran.
+  int64_t folded_blocks() const { return folded_blocks_; }
 
   // Full (uncached) forward over a right-padded batch. Runs only the blocks the deepest
   // requested index needs; padding never changes a sequence's results.
@@ -118,10 +127,18 @@ class Decoder {
  private:
   struct Step;
   // The residual stream between blocks: h plus, when the addition is left to the next norm (one
-  // kernel makes both, add_rms_norm), the last block's MLP output.
+  // kernel makes both, add_rms_norm), the last block's MLP output. With folded norms h is complete
+  // and squares holds the sums of squares of h that the next block's first kernel norms it with.
   struct Residual {
-    at::Tensor h, pending;
+    at::Tensor h, pending, squares;
   };
+  // A layer's input behind an RMSNorm: the normed tensor, or with folded norms the residual row
+  // and the norm weight, for the layer's kernel to norm (defined in decoder.cpp).
+  struct NormedInput;
+  // {h, the input of the layer with weight layer_weight behind the norm norm_weight} of a block's
+  // residual stream: folded where the layer's kernel can norm it, else add_rms_norm.
+  std::pair<at::Tensor, NormedInput> norm_input(const Residual& in, const at::Tensor& norm_weight,
+                                                const at::Tensor& layer_weight) const;
   Collectives& collectives() const;
   at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight) const;
   // {h + delta, rms_norm(h + delta)}; delta undefined: {h, rms_norm(h)}.
@@ -134,11 +151,15 @@ class Decoder {
   at::Tensor embed(const at::Tensor& ids) const;
   struct Qkv;
   // q, k and v of a block's input (normed, rotated, appended to the step's cache).
-  Qkv project_qkv(int64_t layer, const at::Tensor& x, Step& step) const;
+  Qkv project_qkv(int64_t layer, const NormedInput& x, Step& step) const;
   // Attention of q over the keys and values (the cache's, in a cached step): [B, Q, heads * D].
   at::Tensor attend(int64_t layer, const Qkv& qkv, Step& step) const;
-  at::Tensor self_attention(int64_t layer, const at::Tensor& x, Step& step) const;
-  at::Tensor mlp(int64_t layer, const at::Tensor& x) const;
+  // act(gate) * up of the MLP's input.
+  at::Tensor mlp_activation(int64_t layer, const NormedInput& x) const;
+  // A layer whose output the shards sum (o, down): linear, then the all-reduce.
+  at::Tensor project_out(const at::Tensor& x, const at::Tensor& w) const;
+  // Whether block `layer` folds its norms for attention output attn and residual h (one row).
+  bool folds_norms(int64_t layer, const at::Tensor& attn, const at::Tensor& h, const Step& step) const;
   Residual block(int64_t layer, const Residual& in, Step& step) const;
   // Makes the step's next block compute queries only at `rows` (ForwardRequest::deepest_rows).
   void select_query_rows(const TokenBatch& batch, const std::vector<std::vector<int64_t>>& rows, Step& step) const;
@@ -150,6 +171,8 @@ class Decoder {
   mutable IdentityCollectives identity_;
   AttentionBackend backend_ = AttentionBackend::kAuto;
   bool fused_ops_ = false;
+  bool fold_norms_ = false;
+  mutable int64_t folded_blocks_ = 0;
   int64_t key_bucket_ = 1;
 };
 

@@ -50,6 +50,33 @@ at::Tensor fused_linear(const at::Tensor& x, const at::Tensor& w, const at::Tens
 // rows of each output. Only where fused_linear_apply(x, gate_up) holds. Returns [..., width].
 at::Tensor fused_gated_linear(const at::Tensor& x, const at::Tensor& gate_up, bool gelu_tanh);
 
+// The residual stream of one row after a layer that added its output to it (fused_linear_add), with
+// what the next RMSNorm needs so that it can run inside the next layer's kernel: float32 sums of
+// squares of h over consecutive blocks of features (their total is the row's sum of squares).
+struct ResidualRow {
+  at::Tensor h, squares;
+};
+
+// residual + at::linear(x, w, bias) for one row, both rounded to the dtype as the two ops round
+// them, and the sums of squares of the result: the o and down projections of a one-sequence decode
+// step with their residual additions. Where fused_linear_apply(x, w) holds; residual contiguous,
+// of the output's shape and x's dtype.
+ResidualRow fused_linear_add(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias,
+                             const at::Tensor& residual);
+
+// Whether the normed kernels below take row h and weight w: fused_linear_apply(h, w), and the row
+// fits one block's shared memory (48 KiB).
+bool fused_normed_linear_apply(const at::Tensor& h, const at::Tensor& w);
+
+// at::linear(RMSNorm(row.h), w, bias) and fused_gated_linear(RMSNorm(row.h), gate_up, gelu_tanh) with
+// the norm (norm_weight, eps, offset as in fused_rms_norm) inside the matrix-vector kernel, its sum
+// of squares taken from row.squares: the q/k/v and gate/up layers of a one-sequence decode step
+// without a norm kernel before them. Where fused_normed_linear_apply(row.h, w) holds.
+at::Tensor fused_normed_linear(const ResidualRow& row, const at::Tensor& norm_weight, double eps, double offset,
+                               const at::Tensor& w, const at::Tensor& bias);
+at::Tensor fused_normed_gated_linear(const ResidualRow& row, const at::Tensor& norm_weight, double eps, double offset,
+                                     const at::Tensor& gate_up, bool gelu_tanh);
+
 // Where fused_attention_inputs writes k and v: rows of the KV cache tensors (each [..., kv_heads,
 // head_dim] contiguous), rows[t] (int64, one per token; negative: skip the token) for token t.
 struct KvCacheRows {
