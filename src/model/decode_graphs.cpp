@@ -22,7 +22,9 @@ struct DecodeGraphs::Impl {
   const Decoder& decoder;
   KvCache& cache;
   bool use_graphs = false;
-  // Inputs of every step live at fixed device addresses: a graph reads them from there.
+  // Inputs of every step live at fixed device addresses: a graph reads them from there. Both are
+  // rows of one tensor, so one copy from the host stages a step.
+  at::Tensor inputs_device;  // int64 [2, n_slots]: ids, then positions
   at::Tensor ids_device, positions_device;
   at::Tensor host_staging;  // int64 [2, n_slots], pinned on CUDA: ids, then positions
 #ifdef GPUJOB_WITH_CUDA
@@ -38,8 +40,9 @@ struct DecodeGraphs::Impl {
     const at::Device device = decoder.options().device;
     const int64_t S = cache.n_slots();
     const auto longs = at::TensorOptions().dtype(at::kLong);
-    ids_device = at::zeros({S}, longs.device(device));
-    positions_device = at::zeros({S}, longs.device(device));
+    inputs_device = at::zeros({2, S}, longs.device(device));
+    ids_device = inputs_device[0];
+    positions_device = inputs_device[1];
     use_graphs = graphs && device.is_cuda() && decoder.options().shard_count == 1;
 #ifdef GPUJOB_WITH_CUDA
     host_staging = at::empty({2, S}, longs.pinned_memory(device.is_cuda()));
@@ -120,8 +123,7 @@ at::Tensor DecodeGraphs::step(const std::vector<int64_t>& ids, const std::vector
   int64_t* staged = impl_->host_staging.data_ptr<int64_t>();
   std::copy(ids.begin(), ids.end(), staged);
   std::copy(positions.begin(), positions.end(), staged + S);
-  impl_->ids_device.copy_(impl_->host_staging[0], /*non_blocking=*/true);
-  impl_->positions_device.copy_(impl_->host_staging[1], /*non_blocking=*/true);
+  impl_->inputs_device.copy_(impl_->host_staging, /*non_blocking=*/true);
 #ifdef GPUJOB_WITH_CUDA
   if (impl_->use_graphs) return impl_->replay(key_len);
 #endif

@@ -66,7 +66,13 @@ at::Tensor DecoderSlotModel::forward(const std::vector<int64_t>& slots,
   const at::Tensor logits = graphs_->step(ids, positions, decoder_.attended_key_length(longest, max_len()));
   ++all_slot_steps_;
   for (int64_t slot : slots) cache_.set_length(slot, cache_.length(slot) + 1);
-  // The rows of the call, in its order (a copy: a graph's output buffer is reused next step).
+  // The rows of the call, in its order (a copy: a graph's output buffer is reused next step). Every
+  // slot in slot order, as the generator's full steps are: a plain copy, which needs no index on
+  // the device (its copy from the host would make the host wait for the step before queueing the
+  // sampling, a gap on the GPU at every step).
+  bool every_slot_in_order = static_cast<int64_t>(slots.size()) == S;
+  for (size_t i = 0; i < slots.size() && every_slot_in_order; ++i) every_slot_in_order = slots[i] == static_cast<int64_t>(i);
+  if (every_slot_in_order) return logits.clone();
   return logits.index_select(0, at::tensor(slots, at::kLong).to(logits.device()));
 }
 

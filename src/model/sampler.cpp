@@ -113,11 +113,15 @@ at::Tensor Sampler::sample(const at::Tensor& logits, const std::vector<uint64_t>
                "sampler: ", n, " logit rows but ", stream_keys.size(), " stream keys and ", steps.size(),
                " steps");
   if (params_.greedy()) return logits.argmax(1);
-  at::Tensor uniforms = at::empty({n}, at::TensorOptions().dtype(at::kDouble));
+  // Pinned for a GPU: a copy from pageable memory would make the host wait for the GPU's queue
+  // (the decode step) before it could queue the sampling.
+  const bool pinned = logits.is_cuda();
+  at::Tensor uniforms = at::empty({n}, at::TensorOptions().dtype(at::kDouble).pinned_memory(pinned));
   double* u = uniforms.data_ptr<double>();
   for (int64_t i = 0; i < n; ++i) {
     u[i] = uniform_draw(params_.seed, stream_keys[i], static_cast<uint64_t>(steps[i]));
   }
+  if (pinned) uniforms = uniforms.to(logits.device(), at::kDouble, /*non_blocking=*/true);
   return draw_from_filtered(apply_sampling_filters(logits, params_), uniforms);
 }
 

@@ -76,8 +76,14 @@ TEST_CASE("DecoderSlotModel runs decode steps of most slots over every slot, sma
   const at::Tensor b = per_call.forward({2, 0, 3}, {{5}, {9}, {1}});
   CHECK(all.all_slot_steps() == 1);
   CHECK(tiny::relative_error(a, b) < 1e-5);
+  // Every slot in slot order (the generator's full steps): the rows copied without an index.
+  const at::Tensor c = all.forward({0, 1, 2, 3}, {{3}, {7}, {2}, {8}});
+  const at::Tensor d = per_call.forward({0, 1, 2, 3}, {{3}, {7}, {2}, {8}});
+  CHECK(all.all_slot_steps() == 2);
+  REQUIRE(c.sizes() == d.sizes());
+  CHECK(tiny::relative_error(c, d) < 1e-5);
   CHECK(all.forward({1}, {{4}}).size(0) == 1);
-  CHECK(all.all_slot_steps() == 1);
+  CHECK(all.all_slot_steps() == 2);
   CHECK(per_call.all_slot_steps() == 0);
   for (int64_t s = 0; s < 4; ++s) CHECK(all.n_slots() == 4);
   // Bad input is the same one-line error as per call.

@@ -8,6 +8,7 @@
 #include <numeric>
 #include <vector>
 
+#include "gpujob/model/device.hpp"
 #include "gpujob/model/sampler.hpp"
 #include "gpujob/util/error.hpp"
 #include "catch.hpp"  // last: libtorch headers define a CHECK of their own
@@ -223,4 +224,29 @@ TEST_CASE("out-of-range settings are one-line errors naming the key", "[sampler]
   CHECK_THROWS_WITH(Sampler(SamplingParams{1.0, 0, 1.0, 1.5, 0}), Catch::Contains("generation.min_p"));
   CHECK_THROWS_WITH(Sampler(SamplingParams{1.0, -1, 1.0, 0.0, 0}), Catch::Contains("generation.top_k"));
   CHECK_THROWS_AS(Sampler(SamplingParams{NAN, 0, 1.0, 0.0, 0}), gpujob::Error);
+}
+
+TEST_CASE("on a GPU, sampling draws the tokens the CPU draws from the same logits", "[sampler]") {
+  if (visible_gpu_count() == 0) {
+    WARN("no GPU visible: sampling on the GPU is not run");
+    return;
+  }
+  at::manual_seed(5);
+  const at::Tensor logits = at::randn({64, 1000}) * 3;
+  std::vector<uint64_t> keys;
+  std::vector<int64_t> steps;
+  for (int64_t i = 0; i < 64; ++i) {
+    keys.push_back(static_cast<uint64_t>(1000 + i));
+    steps.push_back(i % 7);
+  }
+  SamplingParams params;
+  params.temperature = 0.8;
+  params.top_k = 50;
+  params.top_p = 0.9;
+  params.seed = 3;
+  const Sampler sampler(params);
+  const at::Tensor cpu = sampler.sample(logits, keys, steps);
+  const at::Tensor gpu = sampler.sample(logits.to(at::kCUDA), keys, steps);
+  REQUIRE(gpu.is_cuda());
+  CHECK(at::equal(gpu.cpu(), cpu));
 }
