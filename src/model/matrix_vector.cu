@@ -244,49 +244,69 @@ bool normed_matrix_vector_support(int64_t in_features, int64_t element_size, con
   return matrix_vector_support(in_features, element_size, h, w) && in_features * element_size <= kNormedXMaxBytes;
 }
 
+namespace {
+
+// A kernel's x: a plain row, or (normed not null) one to norm first, with its row in the block's
+// dynamic shared memory. Calls launch(source, shared_bytes) with the kernel's X.
+struct XSource {
+  const void* x = nullptr;
+  const NormedInput* normed = nullptr;
+};
+
+template <typename T, typename Launch>
+void with_source(const XSource& source, int64_t in_features, Launch&& launch) {
+  if (source.normed != nullptr) {
+    launch(normed_x<T>(*source.normed, in_features), static_cast<size_t>(in_features) * sizeof(T));
+  } else {
+    launch(GlobalX<T>{static_cast<const T*>(source.x)}, size_t{0});
+  }
+}
+
+void launch_linear(ElementType type, const XSource& x, const void* w, const void* bias, void* out,
+                   int64_t out_features, int64_t in_features, cudaStream_t stream, const char* what) {
+  if (out_features == 0) return;
+  dispatch(type, what, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    with_source<T>(x, in_features, [&](auto source, size_t shared_bytes) {
+      detail::launch(matrix_vector_kernel<T, decltype(source)>, blocks_for(out_features), kWarps * 32, shared_bytes,
+                     stream, source, static_cast<const T*>(w), static_cast<const T*>(bias), static_cast<T*>(out),
+                     out_features, in_features);
+    });
+  });
+}
+
+void launch_gated(ElementType type, const XSource& x, const void* w, void* out, int64_t width, int64_t in_features,
+                  bool gelu_tanh, cudaStream_t stream, const char* what) {
+  if (width == 0) return;
+  dispatch(type, what, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    with_source<T>(x, in_features, [&](auto source, size_t shared_bytes) {
+      detail::launch(gated_matrix_vector_kernel<T, decltype(source)>, blocks_for(width), kWarps * 32, shared_bytes,
+                     stream, source, static_cast<const T*>(w), static_cast<T*>(out), width, in_features, gelu_tanh);
+    });
+  });
+}
+
+}  // namespace
+
 void matrix_vector(ElementType type, const void* x, const void* w, const void* bias, void* out, int64_t out_features,
                    int64_t in_features, cudaStream_t stream) {
-  if (out_features == 0) return;
-  dispatch(type, "matrix-vector", [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    detail::launch(matrix_vector_kernel<T, GlobalX<T>>, blocks_for(out_features), kWarps * 32, 0, stream,
-                   GlobalX<T>{static_cast<const T*>(x)}, static_cast<const T*>(w), static_cast<const T*>(bias),
-                   static_cast<T*>(out), out_features, in_features);
-  });
+  launch_linear(type, {x, nullptr}, w, bias, out, out_features, in_features, stream, "matrix-vector");
 }
 
 void normed_matrix_vector(ElementType type, const NormedInput& x, const void* w, const void* bias, void* out,
                           int64_t out_features, int64_t in_features, cudaStream_t stream) {
-  if (out_features == 0) return;
-  dispatch(type, "normed matrix-vector", [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    detail::launch(matrix_vector_kernel<T, NormedX<T>>, blocks_for(out_features), kWarps * 32,
-                   static_cast<size_t>(in_features) * sizeof(T), stream, normed_x<T>(x, in_features),
-                   static_cast<const T*>(w), static_cast<const T*>(bias), static_cast<T*>(out), out_features,
-                   in_features);
-  });
+  launch_linear(type, {nullptr, &x}, w, bias, out, out_features, in_features, stream, "normed matrix-vector");
 }
 
 void gated_matrix_vector(ElementType type, const void* x, const void* w, void* out, int64_t width,
                          int64_t in_features, bool gelu_tanh, cudaStream_t stream) {
-  if (width == 0) return;
-  dispatch(type, "gated matrix-vector", [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    detail::launch(gated_matrix_vector_kernel<T, GlobalX<T>>, blocks_for(width), kWarps * 32, 0, stream,
-                   GlobalX<T>{static_cast<const T*>(x)}, static_cast<const T*>(w), static_cast<T*>(out), width,
-                   in_features, gelu_tanh);
-  });
+  launch_gated(type, {x, nullptr}, w, out, width, in_features, gelu_tanh, stream, "gated matrix-vector");
 }
 
 void normed_gated_matrix_vector(ElementType type, const NormedInput& x, const void* w, void* out, int64_t width,
                                 int64_t in_features, bool gelu_tanh, cudaStream_t stream) {
-  if (width == 0) return;
-  dispatch(type, "normed gated matrix-vector", [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    detail::launch(gated_matrix_vector_kernel<T, NormedX<T>>, blocks_for(width), kWarps * 32,
-                   static_cast<size_t>(in_features) * sizeof(T), stream, normed_x<T>(x, in_features),
-                   static_cast<const T*>(w), static_cast<T*>(out), width, in_features, gelu_tanh);
-  });
+  launch_gated(type, {nullptr, &x}, w, out, width, in_features, gelu_tanh, stream, "normed gated matrix-vector");
 }
 
 void matrix_vector_add(ElementType type, const void* x, const void* w, const void* bias, const void* residual,
