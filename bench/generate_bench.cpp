@@ -29,14 +29,18 @@ int main(int argc, char** argv) {
   using namespace gpujob;
   const bench::Args args(argc, argv,
                          {{"batch", "32"}, {"prompts", "32"}, {"prompt-len", "256"}, {"new", "128"},
-                          {"dtype", "bfloat16"}, {"device", "cuda"}, {"warmup-prompts", "2"}, {"graphs", "1"}, {"fused", "1"}, {"trace", ""}},
+                          {"dtype", "bfloat16"}, {"device", "cuda"}, {"warmup-prompts", "2"}, {"graphs", "1"}, {"fused", "1"},
+                          {"fold-norms", "0"}, {"one-kernel-attention", "0"}, {"trace", ""}},
                          "usage: generate_bench MODEL_DIR [--batch B] [--prompts N] [--prompt-len T] [--new K] "
-                         "[--dtype bfloat16|float16|float32] [--device cuda|cpu] [--warmup-prompts N] [--graphs 0|1] [--fused 0|1] [--trace FILE.json]");
+                         "[--dtype bfloat16|float16|float32] [--device cuda|cpu] [--warmup-prompts N] [--graphs 0|1] [--fused 0|1] "
+                         "[--fold-norms 0|1] [--one-kernel-attention 0|1] [--trace FILE.json]");
   model::LoadOptions load;
   load.dtype = args.text("dtype") == "float32" ? at::kFloat : args.text("dtype") == "float16" ? at::kHalf : at::kBFloat16;
   load.device = model::bind_device(args.text("device") == "cuda", 0, 1.0);
   auto decoder = model::Decoder::load(args.model_dir(), load);
   decoder->set_fused_ops(args.integer("fused") != 0);
+  decoder->set_fold_norms(args.integer("fold-norms") != 0);                       // experimental
+  decoder->set_one_kernel_attention(args.integer("one-kernel-attention") != 0);  // experimental
 
   const int64_t prompt_len = args.integer("prompt-len"), new_tokens = args.integer("new");
   model::DecoderSlotModel slots(*decoder, args.integer("batch"), model::slot_positions_needed(prompt_len, new_tokens),
@@ -88,7 +92,7 @@ int main(int argc, char** argv) {
                 static_cast<long long>(generated - first_call_tokens), after, seconds - after,
                 static_cast<long long>(first_call_tokens));
   }
-  // Folded norms (GPUJOB_FOLD_NORMS=1): blocks that ran folded, counted when a graph is captured.
+  // Folded norms (--fold-norms 1): blocks that ran folded, counted when a graph is captured.
   if (decoder->folded_blocks() > 0)
     std::printf("  folded norms: %lld blocks\n", static_cast<long long>(decoder->folded_blocks()));
   if (!args.text("trace").empty()) {

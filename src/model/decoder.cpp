@@ -13,8 +13,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
-#include <string>
 
 namespace gpujob::model {
 
@@ -49,8 +47,6 @@ Decoder::Decoder(ModelConfig config, std::unique_ptr<DecoderWeights> weights, co
                "decoder: collectives have rank ", c.rank(), " of ", c.size(),
                " but the decoder holds shard ", options_.shard_index, " of ", options_.shard_count);
   if (options_.device.is_cuda()) key_bucket_ = 256;
-  const char* fold = std::getenv("GPUJOB_FOLD_NORMS");
-  fold_norms_ = fold != nullptr && std::string(fold) == "1";
   // Kernels launched programmatically read weights before waiting for the kernel ahead of them
   // (src/model/kernel_launch.cuh): the copies and conversions that made the weights end here.
   wait_for_device(options_.device);
@@ -230,6 +226,7 @@ at::Tensor Decoder::attend(int64_t l, const Qkv& qkv, Step& step) const {
       r.positions = step.positions.reshape({B});
       r.key_len = step.key_len;
       r.window = window;
+      if (one_kernel_attention_) r.counters = step.cache->attention_counters();
       r.scale = params.scale;
       r.softcap = params.softcap;
       return fused_decode_attention(r).view({B, 1, heads * D});

@@ -131,3 +131,41 @@ TEST_CASE("on a GPU, decode steps replayed from CUDA graphs give the tokens of p
     }
   }
 }
+
+TEST_CASE("on a GPU, one-sequence decoding from CUDA graphs with folded norms and one-kernel attention gives the per-call tokens") {
+  if (visible_gpu_count() == 0) {
+    WARN("no GPU visible: CUDA graphs are not run");
+    return;
+  }
+  for (const std::string kind : {"llama3", "qwen3"}) {
+    INFO("model " << kind);
+    LoadOptions load;
+    load.device = at::Device(at::kCUDA, 0);
+    auto json = tiny::config_for(kind);
+    json["head_dim"] = 64;  // a size the decode attention kernel takes
+    const std::string dir = tiny::write_checkpoint(json, tiny::random_weights(parse_model_config(json, "config.json"), 6));
+    auto plain = Decoder::load(dir, load), experimental = Decoder::load(dir, load);
+    for (auto* d : {plain.get(), experimental.get()}) {
+      d->set_fused_ops(true);
+      d->set_key_length_bucket(8);
+    }
+    experimental->set_fold_norms(true);
+    experimental->set_one_kernel_attention(true);
+    const int64_t V = plain->config().vocab_size;
+    std::vector<GenerationRequest> requests;
+    for (int64_t i = 0; i < 3; ++i) requests.push_back({tiny::token_sequence(i + 3, 2 + i, V), static_cast<uint64_t>(i)});
+    GeneratorOptions options;
+    options.stop.max_new_tokens = 16;
+    options.stop.ignore_eos = true;
+    DecoderSlotModel per_call(*plain, 1, 24, SlotDecode::kPerCall);
+    DecoderSlotModel graphs(*experimental, 1, 24, SlotDecode::kCudaGraphs);
+    const auto want = Generator(per_call, options).generate(requests);
+    const auto got = Generator(graphs, options).generate(requests);
+    CHECK(graphs.uses_cuda_graphs());
+    CHECK(experimental->folded_blocks() > 0);
+    for (size_t i = 0; i < requests.size(); ++i) {
+      INFO("prompt " << i);
+      CHECK(got[i].ids == want[i].ids);
+    }
+  }
+}

@@ -80,9 +80,13 @@ class Decoder {
   // Folded norms (with the fused work, one-row decode steps of one shard, no sandwich norms): the
   // o and down projections add their output to the residual stream in their own kernel and the
   // q/k/v and gate/up kernels apply the RMSNorm before them, so a block runs no norm kernel
-  // (gpujob/model/fused_ops.hpp: fused_linear_add, fused_normed_linear). Off by default, and on
-  // with GPUJOB_FOLD_NORMS=1 in the environment, until benchmarks show it faster.
+  // (gpujob/model/fused_ops.hpp: fused_linear_add, fused_normed_linear). Off until benchmarks on
+  // a GPU show it faster (generate_bench --fold-norms 1).
   void set_fold_norms(bool on) { fold_norms_ = on; }
+  // One-kernel decode attention (with the fused work, cached one-token calls): the last block of
+  // each row and kv head merges the key splits instead of a second kernel (DecodeAttentionRequest::
+  // counters). Off until benchmarks on a GPU show it faster (generate_bench --one-kernel-attention 1).
+  void set_one_kernel_attention(bool on) { one_kernel_attention_ = on; }
   // Blocks run with folded norms since the decoder was made (a CUDA graph counts once, when it is
   // captured): what tests and benchmarks check to know the folded path ran.
   int64_t folded_blocks() const { return folded_blocks_; }
@@ -172,6 +176,7 @@ class Decoder {
   AttentionBackend backend_ = AttentionBackend::kAuto;
   bool fused_ops_ = false;
   bool fold_norms_ = false;
+  bool one_kernel_attention_ = false;
   mutable int64_t folded_blocks_ = 0;
   int64_t key_bucket_ = 1;
 };
