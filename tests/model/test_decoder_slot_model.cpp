@@ -12,6 +12,22 @@
 
 using namespace gpujob::model;
 
+namespace {
+
+bool have_gpu() {
+  if (visible_gpu_count() > 0) return true;
+  WARN("no GPU visible: CUDA graphs are not run");
+  return false;
+}
+
+LoadOptions on_gpu() {
+  LoadOptions load;
+  load.device = at::Device(at::kCUDA, 0);
+  return load;
+}
+
+}  // namespace
+
 TEST_CASE("decode_step over every slot equals forward_cached over the slots in use, every family") {
   // Gemma's tiny window is 4 positions: the steps below run well past it.
   for (const std::string kind : {"llama3", "qwen2", "qwen3", "gemma3", "gemma3_capped"})
@@ -104,14 +120,10 @@ TEST_CASE("a full slot outside the call sends the step per call; kAuto on the CP
 }
 
 TEST_CASE("on a GPU, decode steps replayed from CUDA graphs give the tokens of per-call steps") {
-  if (visible_gpu_count() == 0) {
-    WARN("no GPU visible: CUDA graphs are not run");
-    return;
-  }
+  if (!have_gpu()) return;
   for (const std::string kind : {"qwen3", "gemma3"}) {
     INFO("model " << kind);
-    LoadOptions load;
-    load.device = at::Device(at::kCUDA, 0);
+    const LoadOptions load = on_gpu();
     auto decoder = tiny::load_decoder(kind, 5, load);
     decoder->set_key_length_bucket(8);  // several buckets, so several graphs, in 24 positions
     const int64_t V = decoder->config().vocab_size;
@@ -133,14 +145,10 @@ TEST_CASE("on a GPU, decode steps replayed from CUDA graphs give the tokens of p
 }
 
 TEST_CASE("on a GPU, one-sequence decoding from CUDA graphs with folded norms and one-kernel attention gives the per-call tokens") {
-  if (visible_gpu_count() == 0) {
-    WARN("no GPU visible: CUDA graphs are not run");
-    return;
-  }
+  if (!have_gpu()) return;
   for (const std::string kind : {"llama3", "qwen3"}) {
     INFO("model " << kind);
-    LoadOptions load;
-    load.device = at::Device(at::kCUDA, 0);
+    const LoadOptions load = on_gpu();
     auto json = tiny::config_for(kind);
     json["head_dim"] = 64;  // a size the decode attention kernel takes
     const std::string dir = tiny::write_checkpoint(json, tiny::random_weights(parse_model_config(json, "config.json"), 6));
