@@ -101,20 +101,13 @@ struct Decoder::NormedInput {
 
 std::pair<at::Tensor, Decoder::NormedInput> Decoder::norm_input(const Residual& in, const at::Tensor& norm_weight,
                                                                 const at::Tensor& layer_weight) const {
-  NormedInput out;
   if (in.squares.defined()) {  // the previous block folded its norms: h is complete
-    if (layer_weight.defined() && norm_weight.scalar_type() == in.h.scalar_type() &&
-        fused_normed_linear_apply(in.h, layer_weight)) {
-      out.row = {in.h, in.squares};
-      out.norm_weight = norm_weight;
-    } else {
-      out.normed = rms_norm(in.h, norm_weight);
-    }
-    return {in.h, out};
+    if (layer_weight.defined() && fused_normed_linear_apply(in.h, norm_weight, layer_weight))
+      return {in.h, NormedInput{{}, {in.h, in.squares}, norm_weight}};
+    return {in.h, NormedInput{rms_norm(in.h, norm_weight), {}, {}}};
   }
   auto [h, normed] = add_rms_norm(in.h, in.pending, norm_weight);
-  out.normed = normed;
-  return {h, out};
+  return {h, NormedInput{normed, {}, {}}};
 }
 
 at::Tensor Decoder::linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias) const {
@@ -287,7 +280,7 @@ bool Decoder::folds_norms(int64_t l, const at::Tensor& attn, const at::Tensor& h
   return fold_norms_ && fused_ops_ && options_.shard_count == 1 && !config_.sandwich_norms &&
          !step.query_rows.defined() && fused_linear_apply(attn, w.o) && h.is_contiguous() &&
          h.scalar_type() == attn.scalar_type() && h.numel() == w.o.size(0) && w.gate_up.defined() &&
-         w.mlp_norm.scalar_type() == h.scalar_type() && fused_normed_linear_apply(h, w.gate_up);
+         fused_normed_linear_apply(h, w.mlp_norm, w.gate_up);
 }
 
 Decoder::Residual Decoder::block(int64_t l, const Residual& in, Step& step) const {
@@ -302,10 +295,7 @@ Decoder::Residual Decoder::block(int64_t l, const Residual& in, Step& step) cons
     // o with the residual addition, then gate/up with the norm: no norm kernel in between.
     ++folded_blocks_;
     const ResidualRow mid = fused_linear_add(attn, w.o, {}, residual);
-    NormedInput mlp_in;
-    mlp_in.row = mid;
-    mlp_in.norm_weight = w.mlp_norm;
-    const at::Tensor activated = mlp_activation(l, mlp_in);
+    const at::Tensor activated = mlp_activation(l, NormedInput{{}, mid, w.mlp_norm});
     if (!fused_linear_apply(activated, w.down)) return {mid.h, project_out(activated, w.down), {}};
     const ResidualRow out = fused_linear_add(activated, w.down, {}, mid.h);
     return {out.h, {}, out.squares};
@@ -313,9 +303,7 @@ Decoder::Residual Decoder::block(int64_t l, const Residual& in, Step& step) cons
   at::Tensor attn_out = project_out(attn, w.o);
   if (config_.sandwich_norms) attn_out = rms_norm(attn_out, w.post_attn_norm);
   auto [mid, mlp_normed] = add_rms_norm(residual, attn_out, w.mlp_norm);
-  NormedInput mlp_in;
-  mlp_in.normed = mlp_normed;
-  at::Tensor mlp_out = project_out(mlp_activation(l, mlp_in), w.down);
+  at::Tensor mlp_out = project_out(mlp_activation(l, NormedInput{mlp_normed, {}, {}}), w.down);
   if (config_.sandwich_norms) mlp_out = rms_norm(mlp_out, w.post_mlp_norm);
   return {std::move(mid), std::move(mlp_out), {}};
 }

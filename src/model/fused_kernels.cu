@@ -119,7 +119,7 @@ int norm_vector_threads(int64_t hidden, int64_t group_stride, int64_t element_si
   const int64_t per_vector = 16 / element_size;
   if (hidden % per_vector != 0 || group_stride % per_vector != 0) return 0;
   for (const void* p : pointers)
-    if (reinterpret_cast<std::uintptr_t>(p) % 16 != 0) return 0;
+    if (!detail::aligned_16(p)) return 0;
   const int64_t vectors = hidden / per_vector;
   const int64_t threads = ((vectors + kNormVectors - 1) / kNormVectors + 31) / 32 * 32;
   return threads <= 1024 ? static_cast<int>(threads) : 0;
@@ -309,9 +309,9 @@ void gated_activation(ElementType type, const void* gate, const void* up, void* 
     const auto* gt = static_cast<const T*>(gate);
     const auto* ut = static_cast<const T*>(up);
     auto* ot = static_cast<T*>(out);
-    const auto aligned = [](const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; };
     constexpr int V = kPerVector<T>;
-    if (width % V == 0 && row_stride % V == 0 && aligned(gate) && aligned(up) && aligned(out)) {
+    if (width % V == 0 && row_stride % V == 0 && detail::aligned_16(gate) && detail::aligned_16(up) &&
+        detail::aligned_16(out)) {
       detail::launch(gated_activation_vector_kernel<T>, elementwise_blocks(n / V), 256, 0, stream, gt, ut, ot, rows,
                      width, row_stride, gelu_tanh);
     } else {

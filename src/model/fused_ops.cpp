@@ -66,6 +66,22 @@ void require_matrix_vector(const at::Tensor& x, const at::Tensor& w, const char*
                " are not operands of the matrix-vector kernel (one contiguous row, 16-byte rows, one CUDA dtype)");
 }
 
+// The optional bias of a layer with out_features outputs: a CUDA tensor of x's dtype, one per output.
+void require_bias(const at::Tensor& bias, const at::Tensor& x, int64_t out_features, const char* op) {
+  if (!bias.defined()) return;
+  require(bias, x, "the bias");
+  GPUJOB_CHECK(bias.numel() == out_features, op, ": bias has ", bias.numel(), " elements for ", out_features,
+               " outputs");
+}
+
+// The width of a stacked gate/up weight [2 * width, in] (gate rows first), or a one-line error.
+int64_t stacked_width(const at::Tensor& gate_up, const char* op) {
+  const int64_t width = gate_up.size(0) / 2;
+  GPUJOB_CHECK(gate_up.size(0) == 2 * width, op, ": stacked gate/up weight has ", gate_up.size(0),
+               " rows, not an even count");
+  return width;
+}
+
 // Whether dims [0, last] of t merge into one dimension (each stride the next one's extent).
 bool mergeable(const at::Tensor& t, int64_t last) {
   for (int64_t i = 0; i < last; ++i) {
@@ -156,10 +172,8 @@ bool fused_linear_apply(const at::Tensor& x, const at::Tensor& w) {
 
 at::Tensor fused_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias) {
   require_matrix_vector(x, w, "fused linear", "w");
-  if (bias.defined()) require(bias, x, "the bias");
   const int64_t in = w.size(1), out_features = w.size(0);
-  GPUJOB_CHECK(!bias.defined() || bias.numel() == out_features, "fused linear: bias has ", bias.numel(),
-               " elements for ", out_features, " outputs");
+  require_bias(bias, x, out_features, "fused linear");
   at::Tensor out = empty_with_last(x, out_features);
   kernels::matrix_vector(element_type(x), x.data_ptr(), w.data_ptr(), bias.defined() ? bias.data_ptr() : nullptr,
                          out.data_ptr(), out_features, in, at::cuda::getCurrentCUDAStream());
@@ -168,9 +182,7 @@ at::Tensor fused_linear(const at::Tensor& x, const at::Tensor& w, const at::Tens
 
 at::Tensor fused_gated_linear(const at::Tensor& x, const at::Tensor& gate_up, bool gelu_tanh) {
   require_matrix_vector(x, gate_up, "fused gated linear", "gate_up");
-  const int64_t width = gate_up.size(0) / 2;
-  GPUJOB_CHECK(gate_up.size(0) == 2 * width, "fused gated linear: stacked gate/up weight has ", gate_up.size(0),
-               " rows, not an even count");
+  const int64_t width = stacked_width(gate_up, "fused gated linear");
   at::Tensor out = empty_with_last(x, width);
   kernels::gated_matrix_vector(element_type(x), x.data_ptr(), gate_up.data_ptr(), out.data_ptr(), width,
                                gate_up.size(1), gelu_tanh, at::cuda::getCurrentCUDAStream());
@@ -180,11 +192,9 @@ at::Tensor fused_gated_linear(const at::Tensor& x, const at::Tensor& gate_up, bo
 ResidualRow fused_linear_add(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias,
                              const at::Tensor& residual) {
   require_matrix_vector(x, w, "fused linear + residual", "w");
-  if (bias.defined()) require(bias, x, "the bias");
   require(residual, x, "the residual");
   const int64_t out_features = w.size(0);
-  GPUJOB_CHECK(!bias.defined() || bias.numel() == out_features, "fused linear + residual: bias has ", bias.numel(),
-               " elements for ", out_features, " outputs");
+  require_bias(bias, x, out_features, "fused linear + residual");
   GPUJOB_CHECK(residual.numel() == out_features, "fused linear + residual: the residual has ", residual.numel(),
                " elements for ", out_features, " outputs");
   ResidualRow out;
@@ -196,9 +206,12 @@ ResidualRow fused_linear_add(const at::Tensor& x, const at::Tensor& w, const at:
   return out;
 }
 
-bool fused_normed_linear_apply(const at::Tensor& h, const at::Tensor& w) {
-  return fused_linear_apply(h, w) &&
-         kernels::normed_matrix_vector_support(w.size(1), h.element_size(), h.data_ptr(), w.data_ptr());
+bool fused_normed_linear_apply(const at::Tensor& h, const at::Tensor& norm_weight, const at::Tensor& w) {
+  return fused_linear_apply(h, w) && norm_weight.defined() && norm_weight.is_cuda() &&
+         norm_weight.device() == h.device() && norm_weight.scalar_type() == h.scalar_type() &&
+         norm_weight.is_contiguous() && norm_weight.numel() == w.size(1) &&
+         kernels::normed_matrix_vector_support(w.size(1), h.element_size(), h.data_ptr(), norm_weight.data_ptr(),
+                                               w.data_ptr());
 }
 
 namespace {
@@ -206,13 +219,11 @@ namespace {
 // The NormedInput of a ResidualRow, after the checks the normed kernels need.
 kernels::NormedInput normed_input(const ResidualRow& row, const at::Tensor& norm_weight, double eps, double offset,
                                   const at::Tensor& w, const char* op) {
-  GPUJOB_CHECK(fused_normed_linear_apply(row.h, w), op, ": h ", row.h.sizes(), " (", row.h.scalar_type(), ") and w ",
-               w.sizes(), " are not operands of the normed matrix-vector kernel (one contiguous row of at most 48 KiB, "
-               "16-byte rows, one CUDA dtype)");
-  require(norm_weight, row.h, "the norm weight");
-  GPUJOB_CHECK(norm_weight.numel() == w.size(1) && reinterpret_cast<std::uintptr_t>(norm_weight.data_ptr()) % 16 == 0,
-               op, ": the norm weight has ", norm_weight.numel(), " elements for rows of ", w.size(1),
-               " (or is not 16-byte aligned)");
+  GPUJOB_CHECK(norm_weight.defined() && norm_weight.numel() == w.size(1), op, ": the norm weight has ",
+               norm_weight.defined() ? norm_weight.numel() : 0, " elements for rows of ", w.size(1));
+  GPUJOB_CHECK(fused_normed_linear_apply(row.h, norm_weight, w), op, ": h ", row.h.sizes(), " (", row.h.scalar_type(),
+               "), its norm weight and w ", w.sizes(), " are not operands of the normed matrix-vector kernel (one "
+               "contiguous row of at most 48 KiB, 16-byte rows, one CUDA dtype, aligned)");
   GPUJOB_CHECK(row.squares.is_cuda() && row.squares.scalar_type() == at::kFloat && row.squares.is_contiguous() &&
                    row.squares.dim() == 1 && row.squares.device() == row.h.device(),
                op, ": the sums of squares must be float32 [n] on ", row.h.device());
@@ -231,10 +242,8 @@ kernels::NormedInput normed_input(const ResidualRow& row, const at::Tensor& norm
 at::Tensor fused_normed_linear(const ResidualRow& row, const at::Tensor& norm_weight, double eps, double offset,
                                const at::Tensor& w, const at::Tensor& bias) {
   const kernels::NormedInput in = normed_input(row, norm_weight, eps, offset, w, "fused normed linear");
-  if (bias.defined()) require(bias, row.h, "the bias");
   const int64_t out_features = w.size(0);
-  GPUJOB_CHECK(!bias.defined() || bias.numel() == out_features, "fused normed linear: bias has ", bias.numel(),
-               " elements for ", out_features, " outputs");
+  require_bias(bias, row.h, out_features, "fused normed linear");
   at::Tensor out = empty_with_last(row.h, out_features);
   kernels::normed_matrix_vector(element_type(row.h), in, w.data_ptr(), bias.defined() ? bias.data_ptr() : nullptr,
                                 out.data_ptr(), out_features, w.size(1), at::cuda::getCurrentCUDAStream());
@@ -244,9 +253,7 @@ at::Tensor fused_normed_linear(const ResidualRow& row, const at::Tensor& norm_we
 at::Tensor fused_normed_gated_linear(const ResidualRow& row, const at::Tensor& norm_weight, double eps, double offset,
                                      const at::Tensor& gate_up, bool gelu_tanh) {
   const kernels::NormedInput in = normed_input(row, norm_weight, eps, offset, gate_up, "fused normed gated linear");
-  const int64_t width = gate_up.size(0) / 2;
-  GPUJOB_CHECK(gate_up.size(0) == 2 * width, "fused normed gated linear: stacked gate/up weight has ", gate_up.size(0),
-               " rows, not an even count");
+  const int64_t width = stacked_width(gate_up, "fused normed gated linear");
   at::Tensor out = empty_with_last(row.h, width);
   kernels::normed_gated_matrix_vector(element_type(row.h), in, gate_up.data_ptr(), out.data_ptr(), width,
                                       gate_up.size(1), gelu_tanh, at::cuda::getCurrentCUDAStream());
@@ -379,7 +386,7 @@ at::Tensor fused_gated_linear(const at::Tensor&, const at::Tensor&, bool) {
 ResidualRow fused_linear_add(const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&) {
   fail("fused ops are built only with a CUDA libtorch");
 }
-bool fused_normed_linear_apply(const at::Tensor&, const at::Tensor&) { return false; }
+bool fused_normed_linear_apply(const at::Tensor&, const at::Tensor&, const at::Tensor&) { return false; }
 at::Tensor fused_normed_linear(const ResidualRow&, const at::Tensor&, double, double, const at::Tensor&,
                                const at::Tensor&) {
   fail("fused ops are built only with a CUDA libtorch");

@@ -6,6 +6,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 
@@ -89,6 +90,9 @@ __device__ __forceinline__ float activation(float g, bool gelu_tanh) {
   }
   return g / (1.f + expf(-g));
 }
+
+// Whether a kernel can read or write p 16 bytes at a time.
+inline bool aligned_16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
 
 inline void check_launch(const char* what) {
   const cudaError_t e = cudaGetLastError();

@@ -158,6 +158,12 @@ __device__ __forceinline__ void dot_rows(const X& source_x, const T* __restrict_
   for (int r = 0; r < kRows; ++r) sums[r] = warp_sum(acc[r]);
 }
 
+// A linear layer's output feature before its rounding to T: the dot product plus the bias.
+template <typename T>
+__device__ __forceinline__ float with_bias(float dot, const T* bias, int64_t feature) {
+  return dot + (bias != nullptr ? to_float(bias[feature]) : 0.f);
+}
+
 template <typename T, typename X>
 __global__ void __launch_bounds__(kWarps * 32)
     matrix_vector_kernel(X source_x, const T* __restrict__ w, const T* __restrict__ bias, T* __restrict__ out,
@@ -168,7 +174,7 @@ __global__ void __launch_bounds__(kWarps * 32)
   float sum[1];
   dot_rows<T, 1>(source_x, w, feature, 0, in_features, active, sum);
   if (active && (threadIdx.x & 31) == 0)
-    out[feature] = from_float<T>(sum[0] + (bias != nullptr ? to_float(bias[feature]) : 0.f));
+    out[feature] = from_float<T>(with_bias(sum[0], bias, feature));
 }
 
 // Output feature f: gate row f and up row width + f, each sum rounded to T as the stacked GEMM's
@@ -206,7 +212,7 @@ __global__ void __launch_bounds__(kWarps * 32)
   if ((threadIdx.x & 31) == 0) {
     float square = 0.f;
     if (active) {
-      const float delta = rounded<T>(dot[0] + (bias != nullptr ? to_float(bias[feature]) : 0.f));
+      const float delta = rounded<T>(with_bias(dot[0], bias, feature));
       const T s = from_float<T>(to_float(residual[feature]) + delta);
       sum[feature] = s;
       square = to_float(s) * to_float(s);
@@ -224,8 +230,6 @@ __global__ void __launch_bounds__(kWarps * 32)
 
 unsigned blocks_for(int64_t features) { return static_cast<unsigned>((features + kWarps - 1) / kWarps); }
 
-bool aligned(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
-
 template <typename T>
 NormedX<T> normed_x(const NormedInput& in, int64_t in_features) {
   return NormedX<T>{static_cast<const T*>(in.h), in.squares, in.n_squares, static_cast<const T*>(in.weight),
@@ -235,13 +239,16 @@ NormedX<T> normed_x(const NormedInput& in, int64_t in_features) {
 }  // namespace
 
 bool matrix_vector_support(int64_t in_features, int64_t element_size, const void* x, const void* w) {
-  return element_size > 0 && in_features > 0 && (in_features * element_size) % 16 == 0 && aligned(x) && aligned(w);
+  return element_size > 0 && in_features > 0 && (in_features * element_size) % 16 == 0 && detail::aligned_16(x) &&
+         detail::aligned_16(w);
 }
 
 int64_t matrix_vector_blocks(int64_t out_features) { return blocks_for(out_features); }
 
-bool normed_matrix_vector_support(int64_t in_features, int64_t element_size, const void* h, const void* w) {
-  return matrix_vector_support(in_features, element_size, h, w) && in_features * element_size <= kNormedXMaxBytes;
+bool normed_matrix_vector_support(int64_t in_features, int64_t element_size, const void* h, const void* norm_weight,
+                                  const void* w) {
+  return matrix_vector_support(in_features, element_size, h, w) && detail::aligned_16(norm_weight) &&
+         in_features * element_size <= kNormedXMaxBytes;
 }
 
 namespace {

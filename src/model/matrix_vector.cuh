@@ -30,9 +30,10 @@ struct NormedInput {
 // gets without opting in; a hidden size of 24576 in bfloat16).
 constexpr int64_t kNormedXMaxBytes = 48 * 1024;
 
-// matrix_vector_support of h and w, and the normed row fits kNormedXMaxBytes. (The norm weight must
-// be 16-byte aligned too.)
-bool normed_matrix_vector_support(int64_t in_features, int64_t element_size, const void* h, const void* w);
+// matrix_vector_support of h and w, the norm weight 16-byte aligned too, and the normed row fits
+// kNormedXMaxBytes.
+bool normed_matrix_vector_support(int64_t in_features, int64_t element_size, const void* h, const void* norm_weight,
+                                  const void* w);
 
 // The number of sums of squares matrix_vector_add writes for out_features outputs (one per block).
 int64_t matrix_vector_blocks(int64_t out_features);

@@ -433,7 +433,7 @@ TEST_CASE("the normed matrix-vector kernels equal the norm kernel followed by th
     const at::Tensor bias = at::randn({out}, opts).to(type);
     // Sums of squares over blocks of 8 elements, as a fused_linear_add of h would leave them.
     const ResidualRow row{h, h.to(at::kFloat).pow(2).view({-1, 8}).sum(1)};
-    REQUIRE(fused_normed_linear_apply(h, w));
+    REQUIRE(fused_normed_linear_apply(h, norm_w, w));
     // The reference: the ATen RMSNorm expression, then float64 products.
     const at::Tensor hf = h.to(at::kFloat);
     const at::Tensor normed = hf * at::rsqrt(hf.pow(2).mean(-1, true) + 1e-6);
@@ -458,8 +458,11 @@ TEST_CASE("the normed matrix-vector kernels equal the norm kernel followed by th
   }
   const auto opts = at::TensorOptions().device(at::kCUDA).dtype(at::kFloat);
   // A normed row lives in a block's shared memory: 48 KiB at most.
-  CHECK(fused_normed_linear_apply(at::randn({1, 12288}, opts), at::randn({8, 12288}, opts)));
-  CHECK_FALSE(fused_normed_linear_apply(at::randn({1, 12800}, opts), at::randn({8, 12800}, opts)));
+  CHECK(fused_normed_linear_apply(at::randn({1, 12288}, opts), at::ones({12288}, opts), at::randn({8, 12288}, opts)));
+  CHECK_FALSE(fused_normed_linear_apply(at::randn({1, 12800}, opts), at::ones({12800}, opts), at::randn({8, 12800}, opts)));
+  // The norm weight in the row's dtype, one per element.
+  CHECK_FALSE(fused_normed_linear_apply(at::randn({1, 64}, opts), at::ones({64}, opts.dtype(at::kBFloat16)),
+                                        at::randn({8, 64}, opts)));
   const at::Tensor h = at::randn({1, 64}, opts);
   CHECK_THROWS_WITH(fused_normed_linear({h, at::ones({8}, opts)}, at::ones({60}, opts), 1e-6, 0.0,
                                         at::randn({16, 64}, opts), {}),

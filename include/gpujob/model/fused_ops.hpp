@@ -64,14 +64,15 @@ struct ResidualRow {
 ResidualRow fused_linear_add(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias,
                              const at::Tensor& residual);
 
-// Whether the normed kernels below take row h and weight w: fused_linear_apply(h, w), and the row
-// fits one block's shared memory (48 KiB).
-bool fused_normed_linear_apply(const at::Tensor& h, const at::Tensor& w);
+// Whether the normed kernels below take row h, the norm weight and the layer weight w:
+// fused_linear_apply(h, w), a contiguous norm weight of h's dtype and device with a weight per
+// element of the row, and the row fits one block's shared memory (48 KiB).
+bool fused_normed_linear_apply(const at::Tensor& h, const at::Tensor& norm_weight, const at::Tensor& w);
 
 // at::linear(RMSNorm(row.h), w, bias) and fused_gated_linear(RMSNorm(row.h), gate_up, gelu_tanh) with
 // the norm (norm_weight, eps, offset as in fused_rms_norm) inside the matrix-vector kernel, its sum
 // of squares taken from row.squares: the q/k/v and gate/up layers of a one-sequence decode step
-// without a norm kernel before them. Where fused_normed_linear_apply(row.h, w) holds.
+// without a norm kernel before them. Where fused_normed_linear_apply(row.h, norm_weight, w) holds.
 at::Tensor fused_normed_linear(const ResidualRow& row, const at::Tensor& norm_weight, double eps, double offset,
                                const at::Tensor& w, const at::Tensor& bias);
 at::Tensor fused_normed_gated_linear(const ResidualRow& row, const at::Tensor& norm_weight, double eps, double offset,
