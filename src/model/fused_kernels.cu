@@ -27,43 +27,37 @@ using detail::warp_sum;
 
 constexpr int kNormThreads = 256;
 
+// RMSNorm of a row (with b, of the residual sum a + b, rounded to T and written to sum first) by
+// one block, for rows rms_norm_vector_kernel does not take. Rows come in groups: row r of the
+// input starts at (r / rows_per_group) * group_stride + (r % rows_per_group) * hidden; the output
+// and sum are dense. sum is written and read back by the same thread, so it is not __restrict__.
 template <typename T>
-__global__ void rms_norm_kernel(const T* __restrict__ x, const T* __restrict__ weight, T* __restrict__ out,
-                                int64_t hidden, int64_t rows_per_group, int64_t group_stride, float eps, float offset) {
+__global__ void rms_norm_kernel(const T* __restrict__ a, const T* __restrict__ b, const T* __restrict__ weight,
+                                T* sum, T* __restrict__ out, int64_t hidden, int64_t rows_per_group,
+                                int64_t group_stride, float eps, float offset) {
   start_after_prior_grids();
   const int64_t row = blockIdx.x;
-  const T* in = x + (row / rows_per_group) * group_stride + (row % rows_per_group) * hidden;
-  float sum = 0.f;
-  for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x) {
-    const float v = to_float(in[i]);
-    sum += v * v;
-  }
-  const float inv_rms = rsqrtf(block_sum(sum) / static_cast<float>(hidden) + eps);
-  T* o = out + row * hidden;
-  for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x)
-    o[i] = norm_value<T>(to_float(in[i]) * inv_rms, to_float(weight[i]), offset);
-}
-
-// sum is written and read back by the same thread, so it is not declared __restrict__.
-template <typename T>
-__global__ void add_rms_norm_kernel(const T* __restrict__ a, const T* __restrict__ b, const T* __restrict__ weight,
-                                    T* sum, T* __restrict__ out, int64_t hidden, float eps, float offset) {
-  start_after_prior_grids();
-  const int64_t base = static_cast<int64_t>(blockIdx.x) * hidden;
+  const int64_t in_start = (row / rows_per_group) * group_stride + (row % rows_per_group) * hidden;
+  const int64_t out_start = row * hidden;
   float squares = 0.f;
   for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x) {
-    const float v = rounded<T>(to_float(a[base + i]) + to_float(b[base + i]));
-    sum[base + i] = from_float<T>(v);
+    float v = to_float(a[in_start + i]);
+    if (b != nullptr) {
+      v = rounded<T>(v + to_float(b[in_start + i]));
+      sum[out_start + i] = from_float<T>(v);
+    }
     squares += v * v;
   }
   const float inv_rms = rsqrtf(block_sum(squares) / static_cast<float>(hidden) + eps);
-  for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x)
-    out[base + i] = norm_value<T>(to_float(sum[base + i]) * inv_rms, to_float(weight[i]), offset);
+  for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x) {
+    const float v = to_float(b != nullptr ? sum[out_start + i] : a[in_start + i]);
+    out[out_start + i] = norm_value<T>(v * inv_rms, to_float(weight[i]), offset);
+  }
 }
 
 // RMSNorm of rows held in registers: each thread reads up to kNormVectors 16-byte vectors of a
 // row once (with b, the residual addition first, its sum written out), so a row costs one read
-// of each input and one write of each output. Rows come in groups as in rms_norm_kernel.
+// of each input and one write of each output. Arguments as rms_norm_kernel's.
 constexpr int kNormVectors = 2;
 
 template <typename T>
@@ -242,44 +236,34 @@ unsigned elementwise_blocks(int64_t n) {
 
 }  // namespace
 
+namespace {
+
+// RMSNorm of rows (with b, of the residual sums a + b): the register kernel where it applies.
+void launch_rms_norm(ElementType type, const void* a, const void* b, const void* weight, void* sum, void* out,
+                     int64_t rows, int64_t hidden, int64_t rows_per_group, int64_t group_stride, float eps,
+                     float offset, cudaStream_t stream) {
+  if (rows == 0) return;
+  dispatch(type, b != nullptr ? "fused add + rms_norm" : "fused rms_norm", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const int threads = norm_vector_threads(hidden, group_stride, sizeof(T), {a, b, weight, sum, out});
+    const auto kernel = threads > 0 ? rms_norm_vector_kernel<T> : rms_norm_kernel<T>;
+    detail::launch(kernel, static_cast<unsigned>(rows), threads > 0 ? threads : kNormThreads, 0, stream,
+                   static_cast<const T*>(a), static_cast<const T*>(b), static_cast<const T*>(weight),
+                   static_cast<T*>(sum), static_cast<T*>(out), hidden, rows_per_group, group_stride, eps, offset);
+  });
+}
+
+}  // namespace
+
 void rms_norm(ElementType type, const void* x, const void* weight, void* out, int64_t rows, int64_t hidden,
               int64_t rows_per_group, int64_t group_stride, float eps, float offset, cudaStream_t stream) {
-  if (rows == 0) return;
-  dispatch(type, "fused rms_norm", [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    const auto* xt = static_cast<const T*>(x);
-    const auto* wt = static_cast<const T*>(weight);
-    auto* ot = static_cast<T*>(out);
-    const int threads = norm_vector_threads(hidden, group_stride, sizeof(T), {x, weight, out});
-    if (threads > 0) {
-      detail::launch(rms_norm_vector_kernel<T>, static_cast<unsigned>(rows), threads, 0, stream, xt, nullptr, wt,
-                     nullptr, ot, hidden, rows_per_group, group_stride, eps, offset);
-    } else {
-      detail::launch(rms_norm_kernel<T>, static_cast<unsigned>(rows), kNormThreads, 0, stream, xt, wt, ot, hidden,
-                     rows_per_group, group_stride, eps, offset);
-    }
-  });
+  launch_rms_norm(type, x, nullptr, weight, nullptr, out, rows, hidden, rows_per_group, group_stride, eps, offset,
+                  stream);
 }
 
 void add_rms_norm(ElementType type, const void* a, const void* b, const void* weight, void* sum, void* out,
                   int64_t rows, int64_t hidden, float eps, float offset, cudaStream_t stream) {
-  if (rows == 0) return;
-  dispatch(type, "fused add + rms_norm", [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    const auto* at = static_cast<const T*>(a);
-    const auto* bt = static_cast<const T*>(b);
-    const auto* wt = static_cast<const T*>(weight);
-    auto* st = static_cast<T*>(sum);
-    auto* ot = static_cast<T*>(out);
-    const int threads = norm_vector_threads(hidden, hidden, sizeof(T), {a, b, weight, sum, out});
-    if (threads > 0) {
-      detail::launch(rms_norm_vector_kernel<T>, static_cast<unsigned>(rows), threads, 0, stream, at, bt, wt, st, ot,
-                     hidden, rows, rows * hidden, eps, offset);
-    } else {
-      detail::launch(add_rms_norm_kernel<T>, static_cast<unsigned>(rows), kNormThreads, 0, stream, at, bt, wt, st, ot,
-                     hidden, eps, offset);
-    }
-  });
+  launch_rms_norm(type, a, b, weight, sum, out, rows, hidden, rows, rows * hidden, eps, offset, stream);
 }
 
 bool attention_inputs_support(int64_t dim) { return dim == 64 || dim == 128 || dim == 256; }
