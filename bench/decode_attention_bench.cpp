@@ -1,7 +1,6 @@
 // The decode attention kernel (fused_decode_attention) at the shapes of a decode step, as key and
 // value bytes read per second, for BENCHMARKS.md: one query token per sequence against its KV
-// cache, every split count of the keys against the one the kernel chooses (merged by a second
-// kernel, and "auto/1k" by the last blocks of the one kernel), beside sdpa over the
+// cache, every split count of the keys against the one the kernel chooses, beside sdpa over the
 // same cache (libtorch 2.0 or later). Each variant runs from a CUDA graph of
 // 32 calls over enough copies of the cache that none is still in the L2 cache.
 //
@@ -52,8 +51,7 @@ int main(int argc, char** argv) {
     const at::Tensor q = at::randn({batch, heads, dim}, opts);
     const at::Tensor positions = at::full({batch}, keys - 1, index);
     at::Tensor out;
-    const at::Tensor counters = at::zeros({batch * kv_heads}, index.dtype(at::kInt));
-    const auto run = [&](int64_t splits, bool one_kernel) {
+    const auto run = [&](int64_t splits) {
       return seconds_per_call(
           [&](int i) {
             DecodeAttentionRequest r;
@@ -64,7 +62,6 @@ int main(int argc, char** argv) {
             r.key_len = keys;
             r.scale = 1.0 / std::sqrt(static_cast<double>(dim));
             r.splits = splits;
-            if (one_kernel) r.counters = counters;
             out = fused_decode_attention(r);
           },
           32);
@@ -73,11 +70,10 @@ int main(int argc, char** argv) {
       std::printf("%6lld %6lld %8s %10.1f %10.0f\n", static_cast<long long>(batch), static_cast<long long>(keys), what,
                   seconds * 1e6, bytes / seconds / 1e9);
     };
-    report("auto", run(0, false));
-    report("auto/1k", run(0, true));  // one kernel: the last block of each row and kv head merges
+    report("auto", run(0));
     for (const int64_t splits : {1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64}) {
       if (splits > (keys + 15) / 16) break;
-      report(std::to_string(splits).c_str(), run(splits, false));
+      report(std::to_string(splits).c_str(), run(splits));
     }
 #if TORCH_VERSION_MAJOR >= 2
     // sdpa over the same cache, keys and values repeated per query head ([batch, heads, keys,

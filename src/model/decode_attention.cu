@@ -2,8 +2,9 @@
 // work per (sequence, kv head) is a pass over its keys: with few sequences that is too few blocks
 // for the GPU, so the keys are split into ranges, each block computes a partial softmax over one
 // range for the query heads sharing the kv head (online softmax: running max, sum and weighted
-// values), and a second kernel merges the ranges, or (with arrival counters) the last block of each
-// (sequence, kv head) to finish merges them in the same kernel. Scores, softmax and sums are float32.
+// values), and a second kernel merges the ranges. Scores, softmax and sums are float32. (Merging in
+// the partial kernel's last block per sequence and kv head, with arrival counters, measured no
+// faster on an H200: BENCHMARKS.md.)
 #include "decode_attention.cuh"
 
 #include "kernel_launch.cuh"
@@ -22,14 +23,12 @@ using detail::to_float;
 using detail::warp_sum;
 
 constexpr int kWarps = 4;          // warps per block, each over every kWarps-th key of the range
-constexpr int kMinKeysPerSplit = 16;
+constexpr int kMinKeysPerSplit = 16;  // a pass of the block's warps over the keys (kWarps x kKeys)
 // Blocks of the partial pass to aim for, per SM. More splits mean more partial results to write
 // and merge; on an H200 (bench/decode_attention_bench.cpp, Qwen3-8B heads) about two blocks per
 // SM were the fastest or within 5% of it from 1 to 32 sequences and 384 to 2048 keys, where
 // sixteen per SM had been up to 60% slower (one sequence at 2048 keys: 24.4 us against 15.4).
 constexpr int kTargetBlocksPerSm = 2;
-// The one-kernel form keeps a weight per split in the merging block's shared memory.
-constexpr int64_t kMaxOneKernelSplits = 2048;
 
 int sm_count() {
   int device = 0, count = 0;
@@ -52,44 +51,23 @@ __device__ __forceinline__ void load_lane(const T* p, float (&out)[kE]) {
   for (int j = 0; j < kE; ++j) out[j] = to_float(v.e[j]);
 }
 
+// Keys per split: key_len over splits, rounded up to whole passes of a block's warps
+// (kMinKeysPerSplit keys each), so no split ends in a partial pass. (One sequence at 2048 keys on
+// an H200: 33 splits of 63 keys took 15.7 us, 32 of 64 13.7.)
+__host__ __device__ int64_t keys_per_split(int64_t key_len, int64_t splits) {
+  const int64_t keys = (key_len + splits - 1) / splits;
+  return (keys + kMinKeysPerSplit - 1) / kMinKeysPerSplit * kMinKeysPerSplit;
+}
+
 int64_t split_count(const DecodeAttention& a) {
   const int64_t groups = a.batch * a.kv_heads;
   static const int64_t target_blocks = kTargetBlocksPerSm * static_cast<int64_t>(sm_count());
   int64_t splits = a.splits > 0 ? a.splits : (target_blocks + groups - 1) / groups;
-  const int64_t most = (a.key_len + kMinKeysPerSplit - 1) / kMinKeysPerSplit;
-  if (splits > most) splits = most;
-  return splits < 1 ? 1 : splits;
-}
-
-// The splits' partial results of query head head_row (row * heads + head) merged, normalised and
-// rounded once, by a block of 128 threads; weights: shared memory for `splits` floats. The partial
-// results are read past L1 (__ldcg): in the one-kernel form other blocks of this grid wrote them.
-template <typename T>
-__device__ void merge_head(const DecodeAttention& a, int64_t splits, int64_t head_row, float* weights) {
-  const int64_t parts = a.batch * a.heads * splits;
-  const float* m = a.workspace + head_row * splits;
-  const float* l = a.workspace + parts + head_row * splits;
-  const float* acc = a.workspace + parts * 2 + head_row * splits * a.dim;
-  __shared__ float total_l;
-  if (threadIdx.x < 32) {
-    float most = -INFINITY;
-    for (int64_t s = threadIdx.x; s < splits; s += 32) most = fmaxf(most, __ldcg(m + s));
-    for (int d = 16; d > 0; d /= 2) most = fmaxf(most, __shfl_xor_sync(0xffffffffu, most, d));
-    float sum = 0.f;
-    for (int64_t s = threadIdx.x; s < splits; s += 32) {
-      const float ms = __ldcg(m + s);
-      weights[s] = ms == -INFINITY ? 0.f : __expf(ms - most);
-      sum += __ldcg(l + s) * weights[s];
-    }
-    sum = warp_sum(sum);
-    if (threadIdx.x == 0) total_l = sum;
-  }
-  __syncthreads();
-  for (int64_t d = threadIdx.x; d < a.dim; d += blockDim.x) {
-    float sum = 0.f;
-    for (int64_t s = 0; s < splits; ++s) sum = fmaf(__ldcg(acc + s * a.dim + d), weights[s], sum);
-    static_cast<T*>(a.out)[head_row * a.dim + d] = from_float<T>(sum / total_l);
-  }
+  if (splits < 1) splits = 1;
+  // The fewest splits that cover the keys in ranges of that many (the kernel's keys_per_split of
+  // the result is at most as many, so they still cover the keys).
+  const int64_t per_split = keys_per_split(a.key_len, splits);
+  return (a.key_len + per_split - 1) / per_split;
 }
 
 // Partial results: for each (row, head, split) the running max m, the sum l of exp(score - m)
@@ -108,7 +86,7 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention_partial_kernel(D
   int64_t begin = 0, end = position + 1;  // visible keys [begin, end)
   if (a.window > 0 && position + 1 - a.window > 0) begin = position + 1 - a.window;
   if (end > a.key_len) end = a.key_len;
-  const int64_t per_split = (a.key_len + splits - 1) / splits;
+  const int64_t per_split = keys_per_split(a.key_len, splits);
   const int64_t split_begin = split * per_split;
   if (begin < split_begin) begin = split_begin;
   if (end > split_begin + per_split) end = split_begin + per_split;
@@ -220,49 +198,57 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention_partial_kernel(D
       a.workspace[parts + part] = block_l;
     }
   }
-  if (a.counters == nullptr) return;
-  // One kernel: the last block of this (row, kv head) to finish merges every split of its query
-  // heads. Each block makes its partial result visible, then counts itself in; the last one sets
-  // the counter back to zero for the next call (a CUDA graph replays it without a reset).
-  __shared__ bool last;
-  __threadfence();
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    last = atomicAdd(a.counters + group, 1) == static_cast<int>(splits) - 1;
-    if (last) a.counters[group] = 0;
-  }
-  __syncthreads();
-  if (!last) return;
-  __threadfence();
-  extern __shared__ float merge_weights[];
-  for (int r = 0; r < n_rep; ++r) {
-    merge_head<T>(a, splits, row * a.heads + kv * n_rep + r, merge_weights);
-    __syncthreads();
-  }
 }
 
-// One block per (row, head): the splits' partial results merged (merge_head). The weight of each
-// split, exp(m - max m), is computed once into shared memory (splits floats).
-template <typename T>
-__global__ void decode_attention_merge_kernel(DecodeAttention a, int64_t splits) {
+// One warp per block, for query head blockIdx.x (row * heads + head), lane l holding elements l,
+// l + 32, ... (kE of them): the splits' partial results merged, normalised and rounded once, the
+// weight exp(m - max m) of each split computed once into shared memory (splits floats).
+template <typename T, int kE>
+__global__ void __launch_bounds__(32) decode_attention_merge_kernel(DecodeAttention a, int64_t splits) {
   start_after_prior_grids();
   extern __shared__ float weights[];
-  merge_head<T>(a, splits, blockIdx.x, weights);
+  const int lane = threadIdx.x;
+  const int64_t head_row = blockIdx.x;
+  const int64_t parts = a.batch * a.heads * splits;
+  const float* m = a.workspace + head_row * splits;
+  const float* l = a.workspace + parts + head_row * splits;
+  const float* acc = a.workspace + parts * 2 + head_row * splits * a.dim + lane;
+  float most = -INFINITY;
+  for (int64_t s = lane; s < splits; s += 32) most = fmaxf(most, m[s]);
+  for (int d = 16; d > 0; d /= 2) most = fmaxf(most, __shfl_xor_sync(0xffffffffu, most, d));
+  float total_l = 0.f;
+  for (int64_t s = lane; s < splits; s += 32) {
+    weights[s] = m[s] == -INFINITY ? 0.f : __expf(m[s] - most);
+    total_l += l[s] * weights[s];
+  }
+  total_l = warp_sum(total_l);
+  __syncwarp();
+  float sum[kE] = {};
+  for (int64_t s = 0; s < splits; ++s) {
+    const float weight = weights[s];
+#pragma unroll
+    for (int j = 0; j < kE; ++j) sum[j] = fmaf(acc[s * a.dim + j * 32], weight, sum[j]);
+  }
+  T* out = static_cast<T*>(a.out) + head_row * a.dim + lane;
+#pragma unroll
+  for (int j = 0; j < kE; ++j) out[j * 32] = from_float<T>(sum[j] / total_l);
+}
+
+// The partial kernel for the fewest query-head slots (1, 2, 4, 8) that hold the heads per kv head.
+template <typename T, int kE, int kRep = 1>
+void launch_partial(const DecodeAttention& a, int64_t splits, cudaStream_t stream) {
+  if constexpr (kRep < 8) {
+    if (a.heads / a.kv_heads > kRep) return launch_partial<T, kE, kRep * 2>(a, splits, stream);
+  }
+  detail::launch(decode_attention_partial_kernel<T, kE, kRep>, static_cast<unsigned>(a.batch * a.kv_heads * splits),
+                 kWarps * 32, 0, stream, a, splits);
 }
 
 template <typename T, int kE>
-void launch_partial(const DecodeAttention& a, int64_t splits, cudaStream_t stream) {
-  const int n_rep = static_cast<int>(a.heads / a.kv_heads);
-  const auto blocks = static_cast<unsigned>(a.batch * a.kv_heads * splits);
-  const size_t merge_bytes = a.counters != nullptr ? splits * sizeof(float) : 0;  // merge_head's weights
-  if (n_rep <= 1)
-    detail::launch(decode_attention_partial_kernel<T, kE, 1>, blocks, kWarps * 32, merge_bytes, stream, a, splits);
-  else if (n_rep <= 2)
-    detail::launch(decode_attention_partial_kernel<T, kE, 2>, blocks, kWarps * 32, merge_bytes, stream, a, splits);
-  else if (n_rep <= 4)
-    detail::launch(decode_attention_partial_kernel<T, kE, 4>, blocks, kWarps * 32, merge_bytes, stream, a, splits);
-  else
-    detail::launch(decode_attention_partial_kernel<T, kE, 8>, blocks, kWarps * 32, merge_bytes, stream, a, splits);
+void launch(const DecodeAttention& a, int64_t splits, cudaStream_t stream) {
+  launch_partial<T, kE>(a, splits, stream);
+  detail::launch(decode_attention_merge_kernel<T, kE>, static_cast<unsigned>(a.batch * a.heads), 32,
+                 splits * sizeof(float), stream, a, splits);
 }
 
 }  // namespace
@@ -275,10 +261,6 @@ int64_t decode_attention_workspace(const DecodeAttention& a) {
   return a.batch * a.heads * split_count(a) * (a.dim + 2);
 }
 
-int64_t decode_attention_counters(const DecodeAttention& a) {
-  return split_count(a) <= kMaxOneKernelSplits ? a.batch * a.kv_heads : 0;
-}
-
 void decode_attention(ElementType type, const DecodeAttention& a, cudaStream_t stream) {
   if (a.batch == 0) return;
   if (!decode_attention_support(a.dim, a.heads, a.kv_heads))
@@ -286,18 +268,12 @@ void decode_attention(ElementType type, const DecodeAttention& a, cudaStream_t s
                              std::to_string(a.heads) + " heads over " + std::to_string(a.kv_heads) +
                              " kv heads is not supported");
   const int64_t splits = split_count(a);
-  if (a.counters != nullptr && splits > kMaxOneKernelSplits)
-    throw std::runtime_error("decode attention: " + std::to_string(splits) + " key splits are too many for one kernel");
   dispatch(type, "decode attention", [&](auto tag) {
     using T = typename decltype(tag)::type;
     switch (a.dim) {
-      case 64: launch_partial<T, 2>(a, splits, stream); break;
-      case 128: launch_partial<T, 4>(a, splits, stream); break;
-      default: launch_partial<T, 8>(a, splits, stream); break;
-    }
-    if (a.counters == nullptr) {
-      detail::launch(decode_attention_merge_kernel<T>, static_cast<unsigned>(a.batch * a.heads), kWarps * 32,
-                     splits * sizeof(float), stream, a, splits);
+      case 64: launch<T, 2>(a, splits, stream); break;
+      case 128: launch<T, 4>(a, splits, stream); break;
+      default: launch<T, 8>(a, splits, stream); break;
     }
   });
 }

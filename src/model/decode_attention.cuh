@@ -25,9 +25,6 @@ struct DecodeAttention {
   int64_t splits = 0;                  // key ranges per (row, kv head); 0: chosen from batch and key_len
   void* out = nullptr;                 // [batch, heads, dim]
   float* workspace = nullptr;          // decode_attention_workspace floats
-  // decode_attention_counters ints, zero: the splits are merged by the last block of each (row, kv
-  // head) in the one kernel, which leaves them zero again. Null: a second kernel merges them.
-  int* counters = nullptr;
 };
 
 // Whether the kernels take heads of `dim` elements (64, 128 or 256) and `heads / kv_heads` query
@@ -37,13 +34,8 @@ bool decode_attention_support(int64_t dim, int64_t heads, int64_t kv_heads);
 // Floats of workspace the call needs (partial results of every key split).
 int64_t decode_attention_workspace(const DecodeAttention& a);
 
-// Arrival counters the one-kernel form needs (one per row and kv head), or 0 where it does not
-// apply (more key splits than the merging block holds weights for).
-int64_t decode_attention_counters(const DecodeAttention& a);
-
 // softmax(score) v per query head, in float32, rounded once to the element type: a partial pass
-// per (row, kv head, key split) and a pass that merges the splits (a second kernel, or with
-// counters the partial pass's last block per row and kv head).
+// per (row, kv head, key split) and a second kernel that merges the splits.
 void decode_attention(ElementType type, const DecodeAttention& a, cudaStream_t stream);
 
 }  // namespace gpujob::model::kernels

@@ -345,18 +345,6 @@ at::Tensor fused_decode_attention(const DecodeAttentionRequest& r) {
   a.scale = static_cast<float>(r.scale);
   a.softcap = static_cast<float>(r.softcap);
   a.splits = r.splits;
-  if (r.counters.defined()) {
-    const int64_t needed = kernels::decode_attention_counters(a);
-    GPUJOB_CHECK(r.counters.is_cuda() && r.counters.device() == q.device() && r.counters.scalar_type() == at::kInt &&
-                     r.counters.is_contiguous(),
-                 "fused decode attention: counters must be contiguous int32 on ", q.device());
-    // More key splits than one block merges: the two-kernel form (needed 0).
-    if (needed > 0) {
-      GPUJOB_CHECK(r.counters.numel() >= needed, "fused decode attention: ", r.counters.numel(), " counters for ",
-                   needed, " rows x kv heads");
-      a.counters = r.counters.data_ptr<int>();
-    }
-  }
   at::Tensor out = at::empty(q.sizes(), q.options());
   at::Tensor workspace = at::empty({kernels::decode_attention_workspace(a)}, q.options().dtype(at::kFloat));
   a.out = out.data_ptr();

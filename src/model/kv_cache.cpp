@@ -23,7 +23,6 @@ KvCache::KvCache(const KvCacheShape& shape, int64_t n_slots, int64_t max_len,
     values_.push_back(at::zeros({n_slots, max_len, shape.n_kv_heads, shape.head_dim}, options));
   }
   lengths_.assign(n_slots, 0);
-  attention_counters_ = at::zeros({n_slots * shape.n_kv_heads}, at::TensorOptions().dtype(at::kInt).device(device));
 }
 
 int64_t KvCache::bytes_per_token(const KvCacheShape& shape, at::ScalarType dtype) {

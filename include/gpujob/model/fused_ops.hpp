@@ -109,10 +109,6 @@ struct DecodeAttentionRequest {
   int64_t first_slot = 0, key_len = 0, window = 0;
   double scale = 1.0, softcap = 0.0;
   int64_t splits = 0;  // key ranges per row and kv head (at most one per 16 keys); 0: chosen by the kernel
-  // int32, at least batch * kv_heads, zero (KvCache::attention_counters): the key ranges are merged
-  // in the same kernel by the last block of each row and kv head, which leaves them zero.
-  // Undefined: a second kernel merges them.
-  at::Tensor counters;
 };
 bool fused_decode_attention_apply(const at::Tensor& q, int64_t kv_heads);
 at::Tensor fused_decode_attention(const DecodeAttentionRequest& request);

@@ -50,10 +50,6 @@ class KvCache {
   at::Tensor& values(int64_t layer) { return values_.at(layer); }
   // Marks `slot` as holding `length` positions (after the decoder wrote them).
   void set_length(int64_t slot, int64_t length);
-  // int32 [n_slots * n_kv_heads], zero between calls: the arrival counters of the one-kernel
-  // decode attention (fused_ops.hpp), allocated with the cache so CUDA graphs of its steps keep
-  // one address; every call leaves them zero.
-  const at::Tensor& attention_counters() const { return attention_counters_; }
 
  private:
   void check_slot(int64_t slot) const;
@@ -66,7 +62,6 @@ class KvCache {
   std::vector<at::Tensor> keys_;     // one per layer
   std::vector<at::Tensor> values_;   // one per layer
   std::vector<int64_t> lengths_;     // per slot, host side
-  at::Tensor attention_counters_;
 };
 
 }  // namespace gpujob::model
