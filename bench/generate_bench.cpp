@@ -30,17 +30,16 @@ int main(int argc, char** argv) {
   const bench::Args args(argc, argv,
                          {{"batch", "32"}, {"prompts", "32"}, {"prompt-len", "256"}, {"new", "128"},
                           {"dtype", "bfloat16"}, {"device", "cuda"}, {"warmup-prompts", "2"}, {"graphs", "1"}, {"fused", "1"},
-                          {"fold-norms", "0"}, {"one-kernel-attention", "0"}, {"trace", ""}},
+                          {"fold-norms", "1"}, {"trace", ""}},
                          "usage: generate_bench MODEL_DIR [--batch B] [--prompts N] [--prompt-len T] [--new K] "
                          "[--dtype bfloat16|float16|float32] [--device cuda|cpu] [--warmup-prompts N] [--graphs 0|1] [--fused 0|1] "
-                         "[--fold-norms 0|1] [--one-kernel-attention 0|1] [--trace FILE.json]");
+                         "[--fold-norms 0|1] [--trace FILE.json]");
   model::LoadOptions load;
   load.dtype = args.text("dtype") == "float32" ? at::kFloat : args.text("dtype") == "float16" ? at::kHalf : at::kBFloat16;
   load.device = model::bind_device(args.text("device") == "cuda", 0, 1.0);
   auto decoder = model::Decoder::load(args.model_dir(), load);
   decoder->set_fused_ops(args.integer("fused") != 0);
-  decoder->set_fold_norms(args.integer("fold-norms") != 0);                       // experimental
-  decoder->set_one_kernel_attention(args.integer("one-kernel-attention") != 0);  // experimental
+  decoder->set_fold_norms(args.integer("fold-norms") != 0);
 
   const int64_t prompt_len = args.integer("prompt-len"), new_tokens = args.integer("new");
   model::DecoderSlotModel slots(*decoder, args.integer("batch"), model::slot_positions_needed(prompt_len, new_tokens),

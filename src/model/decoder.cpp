@@ -219,7 +219,6 @@ at::Tensor Decoder::attend(int64_t l, const Qkv& qkv, Step& step) const {
       r.positions = step.positions.reshape({B});
       r.key_len = step.key_len;
       r.window = window;
-      if (one_kernel_attention_) r.counters = step.cache->attention_counters();
       r.scale = params.scale;
       r.softcap = params.softcap;
       return fused_decode_attention(r).view({B, 1, heads * D});

@@ -80,13 +80,9 @@ class Decoder {
   // Folded norms (with the fused work, one-row decode steps of one shard, no sandwich norms): the
   // o and down projections add their output to the residual stream in their own kernel and the
   // q/k/v and gate/up kernels apply the RMSNorm before them, so a block runs no norm kernel
-  // (gpujob/model/fused_ops.hpp: fused_linear_add, fused_normed_linear). Off until benchmarks on
-  // a GPU show it faster (generate_bench --fold-norms 1).
+  // (gpujob/model/fused_ops.hpp: fused_linear_add, fused_normed_linear). On by default (batch-1
+  // decode 0.5-1.4% faster on an H200, BENCHMARKS.md); generate_bench --fold-norms 0 turns it off.
   void set_fold_norms(bool on) { fold_norms_ = on; }
-  // One-kernel decode attention (with the fused work, cached one-token calls): the last block of
-  // each row and kv head merges the key splits instead of a second kernel (DecodeAttentionRequest::
-  // counters). Off until benchmarks on a GPU show it faster (generate_bench --one-kernel-attention 1).
-  void set_one_kernel_attention(bool on) { one_kernel_attention_ = on; }
   // Blocks run with folded norms since the decoder was made (a CUDA graph counts once, when it is
   // captured): what tests and benchmarks check to know the folded path ran.
   int64_t folded_blocks() const { return folded_blocks_; }
@@ -175,8 +171,7 @@ class Decoder {
   mutable IdentityCollectives identity_;
   AttentionBackend backend_ = AttentionBackend::kAuto;
   bool fused_ops_ = false;
-  bool fold_norms_ = false;
-  bool one_kernel_attention_ = false;
+  bool fold_norms_ = true;
   mutable int64_t folded_blocks_ = 0;
   int64_t key_bucket_ = 1;
 };
