@@ -38,7 +38,7 @@ int sm_count() {
   return count;
 }
 
-// kE elements of a head per lane (dim = 32 * kE), up to kRep query heads per kv head.
+// kE consecutive elements of a head, read as one aligned vector and widened to float32.
 template <typename T, int kE>
 struct alignas(kE * sizeof(T) >= 16 ? 16 : kE * sizeof(T)) Lane {
   T e[kE];
@@ -72,12 +72,22 @@ int64_t split_count(const DecodeAttention& a) {
 
 // Partial results: for each (row, head, split) the running max m, the sum l of exp(score - m)
 // and acc[dim] = sum of exp(score - m) v, laid out [row, head, split] then [row, head, split, dim].
-template <typename T, int kE, int kRep>
+// A key is read by a group of kLanes lanes, kE elements of its head each (16 bytes of a 16-bit
+// type): a warp holds 32 / kLanes keys at a time, and a score needs log2(kLanes) shuffles per query
+// head for all of them. Up to kRep query heads share the kv head. (With a lane per 4 elements of
+// every key, 5 shuffles per key and head, Qwen3-8B heads on an H200 took 32.6 us at 32 sequences
+// of 384 keys and 144.0 at 2048, now 26.4 and 105.1; bench/decode_attention_bench.cpp.)
+template <typename T, int kDim, int kRep>
 __global__ void __launch_bounds__(kWarps * 32) decode_attention_partial_kernel(DecodeAttention a, int64_t splits) {
   start_after_prior_grids();
-  constexpr int kDim = 32 * kE;
-  constexpr int kKeys = kE >= 8 ? 2 : 4;  // keys per warp per iteration (fewer for long heads: registers)
+  constexpr int kE = 8;                   // elements of a head per lane
+  constexpr int kLanes = kDim / kE;       // lanes per key: 8, 16 or 32
+  constexpr int kGroups = 32 / kLanes;    // keys a warp holds at a time
+  constexpr int kKeys = kDim == 256 ? 2 : kMinKeysPerSplit / (kWarps * kGroups);  // keys per group and pass
+  constexpr int kPass = kWarps * kGroups * kKeys;  // keys per pass of the block
+  static_assert(kMinKeysPerSplit % kPass == 0, "a split is whole passes");
   const int lane = threadIdx.x & 31, warp = threadIdx.x / 32;
+  const int key_group = lane / kLanes, sub = lane % kLanes;
   const int64_t group = blockIdx.x / splits, split = blockIdx.x % splits;
   const int64_t row = group / a.kv_heads, kv = group % a.kv_heads;
   const int n_rep = static_cast<int>(a.heads / a.kv_heads);
@@ -95,7 +105,7 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention_partial_kernel(D
 #pragma unroll
   for (int r = 0; r < kRep; ++r) {
     if (r < n_rep) {
-      load_lane<T, kE>(static_cast<const T*>(a.q) + ((row * a.heads) + kv * n_rep + r) * kDim + lane * kE, q[r]);
+      load_lane<T, kE>(static_cast<const T*>(a.q) + ((row * a.heads) + kv * n_rep + r) * kDim + sub * kE, q[r]);
     } else {
 #pragma unroll
       for (int j = 0; j < kE; ++j) q[r][j] = 0.f;  // an unused head slot: computed, never kept
@@ -110,17 +120,20 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention_partial_kernel(D
     for (int j = 0; j < kE; ++j) acc[r][j] = 0.f;
   }
   const int64_t key_stride = a.kv_heads * kDim;
-  const T* keys = static_cast<const T*>(a.k_cache) + (slot * a.max_len) * key_stride + kv * kDim + lane * kE;
-  const T* values = static_cast<const T*>(a.v_cache) + (slot * a.max_len) * key_stride + kv * kDim + lane * kE;
-  // Each warp takes kKeys consecutive keys at a time: their loads and their score reductions are
-  // independent, so they overlap instead of waiting on each other key by key.
-  for (int64_t base = begin + warp * kKeys; base < end; base += kWarps * kKeys) {
+  const T* keys = static_cast<const T*>(a.k_cache) + (slot * a.max_len) * key_stride + kv * kDim + sub * kE;
+  const T* values = static_cast<const T*>(a.v_cache) + (slot * a.max_len) * key_stride + kv * kDim + sub * kE;
+  // Each lane group takes kKeys consecutive keys a pass: their loads and their score reductions are
+  // independent, so they overlap instead of waiting on each other key by key. The whole warp runs
+  // every pass (the shuffles need all lanes); a group past the end computes on a valid key and
+  // keeps nothing of it.
+  for (int64_t pass = begin; pass < end; pass += kPass) {
+    const int64_t base = pass + (warp * kGroups + key_group) * kKeys;
     float k[kKeys][kE], v[kKeys][kE];
     bool valid[kKeys];
 #pragma unroll
     for (int u = 0; u < kKeys; ++u) {
       valid[u] = base + u < end;
-      const int64_t key = valid[u] ? base + u : base;  // past the end: reread a valid key, unused
+      const int64_t key = valid[u] ? base + u : begin;
       load_lane<T, kE>(keys + key * key_stride, k[u]);
       load_lane<T, kE>(values + key * key_stride, v[u]);
     }
@@ -136,18 +149,23 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention_partial_kernel(D
       }
     }
 #pragma unroll
-    for (int r = 0; r < kRep; ++r) {
+    for (int d = kLanes / 2; d > 0; d /= 2) {
 #pragma unroll
-      for (int u = 0; u < kKeys; ++u) score[r][u] = warp_sum(score[r][u]) * a.scale;
+      for (int r = 0; r < kRep; ++r) {
+#pragma unroll
+        for (int u = 0; u < kKeys; ++u) score[r][u] += __shfl_xor_sync(0xffffffffu, score[r][u], d);
+      }
     }
 #pragma unroll
     for (int r = 0; r < kRep; ++r) {
       float m_new = m[r];
 #pragma unroll
       for (int u = 0; u < kKeys; ++u) {
+        score[r][u] *= a.scale;
         if (a.softcap > 0.f) score[r][u] = a.softcap * tanhf(score[r][u] / a.softcap);
         if (valid[u]) m_new = fmaxf(m_new, score[r][u]);
       }
+      if (m_new == -INFINITY) continue;  // no key of this group yet
       const float correction = __expf(m[r] - m_new);  // 0 while m[r] is still -inf
       float p[kKeys], p_sum = 0.f;
 #pragma unroll
@@ -166,6 +184,23 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention_partial_kernel(D
       m[r] = m_new;
     }
   }
+  // Merge the lane groups of the warp (the same elements of different keys): every group ends with
+  // the warp's result.
+#pragma unroll
+  for (int d = kLanes; d < 32; d *= 2) {
+#pragma unroll
+    for (int r = 0; r < kRep; ++r) {
+      const float m_other = __shfl_xor_sync(0xffffffffu, m[r], d);
+      const float l_other = __shfl_xor_sync(0xffffffffu, l[r], d);
+      const float m_new = fmaxf(m[r], m_other);
+      const float self = m[r] == -INFINITY ? 0.f : __expf(m[r] - m_new);
+      const float other = m_other == -INFINITY ? 0.f : __expf(m_other - m_new);
+      l[r] = l[r] * self + l_other * other;
+#pragma unroll
+      for (int j = 0; j < kE; ++j) acc[r][j] = acc[r][j] * self + __shfl_xor_sync(0xffffffffu, acc[r][j], d) * other;
+      m[r] = m_new;
+    }
+  }
 
   // Merge the warps of the block, then write the block's partial result.
   __shared__ float shared_m[kWarps][kRep], shared_l[kWarps][kRep];
@@ -176,8 +211,10 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention_partial_kernel(D
       shared_m[warp][r] = m[r];
       shared_l[warp][r] = l[r];
     }
+    if (key_group == 0) {
 #pragma unroll
-    for (int j = 0; j < kE; ++j) shared_acc[warp][r][lane * kE + j] = acc[r][j];
+      for (int j = 0; j < kE; ++j) shared_acc[warp][r][sub * kE + j] = acc[r][j];
+    }
   }
   __syncthreads();
   const int64_t parts = a.batch * a.heads * splits;
@@ -240,7 +277,7 @@ void launch_partial(const DecodeAttention& a, int64_t splits, cudaStream_t strea
   if constexpr (kRep < 8) {
     if (a.heads / a.kv_heads > kRep) return launch_partial<T, kE, kRep * 2>(a, splits, stream);
   }
-  detail::launch(decode_attention_partial_kernel<T, kE, kRep>, static_cast<unsigned>(a.batch * a.kv_heads * splits),
+  detail::launch(decode_attention_partial_kernel<T, 32 * kE, kRep>, static_cast<unsigned>(a.batch * a.kv_heads * splits),
                  kWarps * 32, 0, stream, a, splits);
 }
 
