@@ -22,8 +22,10 @@ using detail::start_after_prior_grids;
 using detail::to_float;
 using detail::warp_sum;
 
-constexpr int kWarps = 4;          // warps per block, each over every kWarps-th key of the range
-constexpr int kMinKeysPerSplit = 16;  // a pass of the block's warps over the keys (kWarps x kKeys)
+constexpr int kWarps = 4;  // warps per block, each taking its own keys of every pass over the range
+// Keys per split are a multiple of this: whole passes of the partial kernel's block (16 keys a
+// pass for heads of 64 and 128 elements, 8 for 256).
+constexpr int kMinKeysPerSplit = 16;
 // Blocks of the partial pass to aim for, per SM. More splits mean more partial results to write
 // and merge; on an H200 (bench/decode_attention_bench.cpp, Qwen3-8B heads) about two blocks per
 // SM were the fastest or within 5% of it from 1 to 32 sequences and 384 to 2048 keys, where
@@ -238,18 +240,19 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention_partial_kernel(D
 }
 
 // One warp per block, for query head blockIdx.x (row * heads + head), lane l holding elements l,
-// l + 32, ... (kE of them): the splits' partial results merged, normalised and rounded once, the
-// weight exp(m - max m) of each split computed once into shared memory (splits floats).
-template <typename T, int kE>
+// l + 32, ... (kDim / 32 of them): the splits' partial results merged, normalised and rounded
+// once, the weight exp(m - max m) of each split computed once into shared memory (splits floats).
+template <typename T, int kDim>
 __global__ void __launch_bounds__(32) decode_attention_merge_kernel(DecodeAttention a, int64_t splits) {
   start_after_prior_grids();
+  constexpr int kE = kDim / 32;
   extern __shared__ float weights[];
   const int lane = threadIdx.x;
   const int64_t head_row = blockIdx.x;
   const int64_t parts = a.batch * a.heads * splits;
   const float* m = a.workspace + head_row * splits;
   const float* l = a.workspace + parts + head_row * splits;
-  const float* acc = a.workspace + parts * 2 + head_row * splits * a.dim + lane;
+  const float* acc = a.workspace + parts * 2 + head_row * splits * kDim + lane;
   float most = -INFINITY;
   for (int64_t s = lane; s < splits; s += 32) most = fmaxf(most, m[s]);
   for (int d = 16; d > 0; d /= 2) most = fmaxf(most, __shfl_xor_sync(0xffffffffu, most, d));
@@ -264,27 +267,27 @@ __global__ void __launch_bounds__(32) decode_attention_merge_kernel(DecodeAttent
   for (int64_t s = 0; s < splits; ++s) {
     const float weight = weights[s];
 #pragma unroll
-    for (int j = 0; j < kE; ++j) sum[j] = fmaf(acc[s * a.dim + j * 32], weight, sum[j]);
+    for (int j = 0; j < kE; ++j) sum[j] = fmaf(acc[s * kDim + j * 32], weight, sum[j]);
   }
-  T* out = static_cast<T*>(a.out) + head_row * a.dim + lane;
+  T* out = static_cast<T*>(a.out) + head_row * kDim + lane;
 #pragma unroll
   for (int j = 0; j < kE; ++j) out[j * 32] = from_float<T>(sum[j] / total_l);
 }
 
 // The partial kernel for the fewest query-head slots (1, 2, 4, 8) that hold the heads per kv head.
-template <typename T, int kE, int kRep = 1>
+template <typename T, int kDim, int kRep = 1>
 void launch_partial(const DecodeAttention& a, int64_t splits, cudaStream_t stream) {
   if constexpr (kRep < 8) {
-    if (a.heads / a.kv_heads > kRep) return launch_partial<T, kE, kRep * 2>(a, splits, stream);
+    if (a.heads / a.kv_heads > kRep) return launch_partial<T, kDim, kRep * 2>(a, splits, stream);
   }
-  detail::launch(decode_attention_partial_kernel<T, 32 * kE, kRep>, static_cast<unsigned>(a.batch * a.kv_heads * splits),
+  detail::launch(decode_attention_partial_kernel<T, kDim, kRep>, static_cast<unsigned>(a.batch * a.kv_heads * splits),
                  kWarps * 32, 0, stream, a, splits);
 }
 
-template <typename T, int kE>
+template <typename T, int kDim>
 void launch(const DecodeAttention& a, int64_t splits, cudaStream_t stream) {
-  launch_partial<T, kE>(a, splits, stream);
-  detail::launch(decode_attention_merge_kernel<T, kE>, static_cast<unsigned>(a.batch * a.heads), 32,
+  launch_partial<T, kDim>(a, splits, stream);
+  detail::launch(decode_attention_merge_kernel<T, kDim>, static_cast<unsigned>(a.batch * a.heads), 32,
                  splits * sizeof(float), stream, a, splits);
 }
 
@@ -308,9 +311,9 @@ void decode_attention(ElementType type, const DecodeAttention& a, cudaStream_t s
   dispatch(type, "decode attention", [&](auto tag) {
     using T = typename decltype(tag)::type;
     switch (a.dim) {
-      case 64: launch<T, 2>(a, splits, stream); break;
-      case 128: launch<T, 4>(a, splits, stream); break;
-      default: launch<T, 8>(a, splits, stream); break;
+      case 64: launch<T, 64>(a, splits, stream); break;
+      case 128: launch<T, 128>(a, splits, stream); break;
+      default: launch<T, 256>(a, splits, stream); break;
     }
   });
 }
