@@ -51,10 +51,6 @@ void matrix_vector(ElementType type, const void* x, const void* w, const void* b
 void gated_matrix_vector(ElementType type, const void* x, const void* w, void* out, int64_t width,
                          int64_t in_features, bool gelu_tanh, cudaStream_t stream);
 
-}  // namespace gpujob::model::kernels
-
-namespace gpujob::model::kernels {
-
 // matrix_vector and gated_matrix_vector of RMSNorm(h) (see NormedInput): the roundings of rms_norm
 // followed by the layer; the norm's sum of squares comes from the squares, not from h.
 void normed_matrix_vector(ElementType type, const NormedInput& x, const void* w, const void* bias, void* out,
