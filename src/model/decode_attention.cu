@@ -2,34 +2,46 @@
 // work per (sequence, kv head) is a pass over its keys: with few sequences that is too few blocks
 // for the GPU, so the keys are split into ranges, each block computes a partial softmax over one
 // range for the query heads sharing the kv head (online softmax: running max, sum and weighted
-// values), and a second kernel merges the ranges. Scores, softmax and sums are float32. (Merging in
-// the partial kernel's last block per sequence and kv head, with arrival counters, measured no
-// faster on an H200: BENCHMARKS.md.)
+// values), and a second kernel merges the ranges (none when there is one range). Scores, softmax
+// and sums are float32. For 16-bit types the partial pass runs on tensor cores (mma.sync): the
+// per-key work of the query heads of a kv head, which kept the CUDA-core version busy with
+// multiplies and shuffles rather than reads, is then a few matrix instructions per 16 keys. float32
+// keeps the CUDA-core version. (Merging in the partial kernel's last block per sequence and kv
+// head, with arrival counters, measured no faster on an H200: BENCHMARKS.md.)
 #include "decode_attention.cuh"
+
+#include "decode_attention_block.cuh"
+#include "decode_attention_mma.cuh"
 
 #include "kernel_launch.cuh"
 #include "kernel_types.cuh"
 
 #include <cmath>
 #include <string>
+#include <type_traits>
 
 namespace gpujob::model::kernels {
 namespace {
 
-using detail::dispatch;
 using detail::from_float;
 using detail::start_after_prior_grids;
 using detail::to_float;
 using detail::warp_sum;
 
-constexpr int kWarps = 4;  // warps per block, each taking its own keys of every pass over the range
-// Keys per split are a multiple of this: whole passes of the partial kernel's block (16 keys a
-// pass for heads of 64 and 128 elements, 8 for 256).
-constexpr int kMinKeysPerSplit = 16;
-// Blocks of the partial pass to aim for, per SM. More splits mean more partial results to write
-// and merge; on an H200 (bench/decode_attention_bench.cpp, Qwen3-8B heads) about two blocks per
-// SM were the fastest or within 5% of it from 1 to 32 sequences and 384 to 2048 keys, where
-// sixteen per SM had been up to 60% slower (one sequence at 2048 keys: 24.4 us against 15.4).
+using attention_detail::block_keys;
+using attention_detail::BlockKeys;
+using attention_detail::decode_attention_mma_kernel;
+using attention_detail::keys_per_split;
+using attention_detail::kMinKeysPerSplit;
+using attention_detail::kWarps;
+using attention_detail::WarpPartials;
+using attention_detail::write_block_result;
+
+// Blocks of the CUDA-core partial pass to aim for, per SM. More splits mean more partial results
+// to write and merge; on an H200 (bench/decode_attention_bench.cpp, Qwen3-8B heads) about two
+// blocks per SM were the fastest or within 5% of it from 1 to 32 sequences and 384 to 2048 keys,
+// where sixteen per SM had been up to 60% slower (one sequence at 2048 keys: 24.4 us against 15.4).
+// The tensor-core pass aims at one wave of resident blocks instead (split_count_for).
 constexpr int kTargetBlocksPerSm = 2;
 
 int sm_count() {
@@ -53,18 +65,16 @@ __device__ __forceinline__ void load_lane(const T* p, float (&out)[kE]) {
   for (int j = 0; j < kE; ++j) out[j] = to_float(v.e[j]);
 }
 
-// Keys per split: key_len over splits, rounded up to whole passes of a block's warps
-// (kMinKeysPerSplit keys each), so no split ends in a partial pass. (One sequence at 2048 keys on
-// an H200: 33 splits of 63 keys took 15.7 us, 32 of 64 13.7.)
-__host__ __device__ int64_t keys_per_split(int64_t key_len, int64_t splits) {
-  const int64_t keys = (key_len + splits - 1) / splits;
-  return (keys + kMinKeysPerSplit - 1) / kMinKeysPerSplit * kMinKeysPerSplit;
-}
-
-int64_t split_count(const DecodeAttention& a) {
+// Key ranges per (row, kv head): a.splits if set, else about target_blocks blocks in all (at most
+// that many with `at_most`, else at least), with at least min_keys keys per range.
+int64_t split_count(const DecodeAttention& a, int64_t target_blocks, bool at_most, int64_t min_keys) {
   const int64_t groups = a.batch * a.kv_heads;
-  static const int64_t target_blocks = kTargetBlocksPerSm * static_cast<int64_t>(sm_count());
-  int64_t splits = a.splits > 0 ? a.splits : (target_blocks + groups - 1) / groups;
+  int64_t splits = a.splits;
+  if (splits <= 0) {
+    splits = at_most ? target_blocks / groups : (target_blocks + groups - 1) / groups;
+    const int64_t most = (a.key_len + min_keys - 1) / min_keys;
+    if (splits > most) splits = most;
+  }
   if (splits < 1) splits = 1;
   // The fewest splits that cover the keys in ranges of that many (the kernel's keys_per_split of
   // the result is at most as many, so they still cover the keys).
@@ -72,13 +82,13 @@ int64_t split_count(const DecodeAttention& a) {
   return (a.key_len + per_split - 1) / per_split;
 }
 
-// Partial results: for each (row, head, split) the running max m, the sum l of exp(score - m)
-// and acc[dim] = sum of exp(score - m) v, laid out [row, head, split] then [row, head, split, dim].
-// A key is read by a group of kLanes lanes, kE elements of its head each (16 bytes of a 16-bit
-// type): a warp holds 32 / kLanes keys at a time, and a score needs log2(kLanes) shuffles per query
-// head for all of them. Up to kRep query heads share the kv head. (With a lane per 4 elements of
-// every key, 5 shuffles per key and head, Qwen3-8B heads on an H200 took 32.6 us at 32 sequences
-// of 384 keys and 144.0 at 2048, now 26.4 and 105.1; bench/decode_attention_bench.cpp.)
+// The partial pass on CUDA cores, which float32 keeps (16-bit types use the tensor-core pass of
+// decode_attention_mma.cuh): for each (row, head, split) the running max m, the sum l of
+// exp(score - m) and acc[dim] = sum of exp(score - m) v. A key is read by a group of kLanes lanes,
+// kE elements of its head each: a warp holds 32 / kLanes keys at a time, and a score needs
+// log2(kLanes) shuffles per query head for all of them. Up to kRep query heads share the kv head.
+// (In bfloat16, Qwen3-8B heads on an H200 took 26.4 us at 32 sequences of 384 keys and 105.1 at
+// 2048, where the tensor-core pass takes 17.3 and 64.5; bench/decode_attention_bench.cpp.)
 template <typename T, int kDim, int kRep>
 __global__ void __launch_bounds__(kWarps * 32) decode_attention_partial_kernel(DecodeAttention a, int64_t splits) {
   start_after_prior_grids();
@@ -90,18 +100,9 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention_partial_kernel(D
   static_assert(kMinKeysPerSplit % kPass == 0, "a split is whole passes");
   const int lane = threadIdx.x & 31, warp = threadIdx.x / 32;
   const int key_group = lane / kLanes, sub = lane % kLanes;
-  const int64_t group = blockIdx.x / splits, split = blockIdx.x % splits;
-  const int64_t row = group / a.kv_heads, kv = group % a.kv_heads;
-  const int n_rep = static_cast<int>(a.heads / a.kv_heads);
-  const int64_t slot = a.slots != nullptr ? a.slots[row] : a.first_slot + row;
-  const int64_t position = a.positions[row];
-  int64_t begin = 0, end = position + 1;  // visible keys [begin, end)
-  if (a.window > 0 && position + 1 - a.window > 0) begin = position + 1 - a.window;
-  if (end > a.key_len) end = a.key_len;
-  const int64_t per_split = keys_per_split(a.key_len, splits);
-  const int64_t split_begin = split * per_split;
-  if (begin < split_begin) begin = split_begin;
-  if (end > split_begin + per_split) end = split_begin + per_split;
+  const BlockKeys b = block_keys(a, splits);
+  const int64_t row = b.row, kv = b.kv, slot = b.slot, begin = b.begin, end = b.end;
+  const int n_rep = b.n_rep;
 
   float q[kRep][kE];
 #pragma unroll
@@ -204,39 +205,21 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention_partial_kernel(D
     }
   }
 
-  // Merge the warps of the block, then write the block's partial result.
-  __shared__ float shared_m[kWarps][kRep], shared_l[kWarps][kRep];
-  __shared__ float shared_acc[kWarps][kRep][kDim];
+  // Merge the warps of the block, then write the block's result.
+  __shared__ WarpPartials<kDim, kRep> partials;
 #pragma unroll
   for (int r = 0; r < kRep; ++r) {
     if (lane == 0) {
-      shared_m[warp][r] = m[r];
-      shared_l[warp][r] = l[r];
+      partials.m[warp][r] = m[r];
+      partials.l[warp][r] = l[r];
     }
     if (key_group == 0) {
 #pragma unroll
-      for (int j = 0; j < kE; ++j) shared_acc[warp][r][sub * kE + j] = acc[r][j];
+      for (int j = 0; j < kE; ++j) partials.acc[warp][r][sub * kE + j] = acc[r][j];
     }
   }
   __syncthreads();
-  const int64_t parts = a.batch * a.heads * splits;
-  for (int i = threadIdx.x; i < n_rep * kDim; i += blockDim.x) {
-    const int r = i / kDim, d = i % kDim;
-    float block_m = -INFINITY;
-    for (int w = 0; w < kWarps; ++w) block_m = fmaxf(block_m, shared_m[w][r]);
-    float block_l = 0.f, block_acc = 0.f;
-    for (int w = 0; w < kWarps; ++w) {
-      const float weight = shared_m[w][r] == -INFINITY ? 0.f : __expf(shared_m[w][r] - block_m);
-      block_l += shared_l[w][r] * weight;
-      block_acc += shared_acc[w][r][d] * weight;
-    }
-    const int64_t part = (row * a.heads + kv * n_rep + r) * splits + split;
-    a.workspace[parts * 2 + part * kDim + d] = block_acc;
-    if (d == 0) {
-      a.workspace[part] = block_m;
-      a.workspace[parts + part] = block_l;
-    }
-  }
+  write_block_result<T, kDim, kRep>(a, splits, b, partials);
 }
 
 // One warp per block, for query head blockIdx.x (row * heads + head), lane l holding elements l,
@@ -284,11 +267,62 @@ void launch_partial(const DecodeAttention& a, int64_t splits, cudaStream_t strea
                  kWarps * 32, 0, stream, a, splits);
 }
 
+// Blocks of `kernel` (kWarps warps each) the GPU holds at once.
+template <typename Kernel>
+int64_t resident_blocks(Kernel kernel) {
+  int per_sm = 0;
+  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kWarps * 32, 0) != cudaSuccess || per_sm < 1) {
+    (void)cudaGetLastError();
+    per_sm = kTargetBlocksPerSm;
+  }
+  return static_cast<int64_t>(per_sm) * sm_count();
+}
+
+// The split count of the kernel that runs for T and kDim. The tensor-core pass is short per key:
+// one wave of resident blocks, each warp at least one 16-key tile (on an H200, Qwen3-8B heads: 32
+// sequences of 384 keys in one split 17.3 us, in two 23.6; of 2048 keys 64.6 and 71.6; one
+// sequence of 2048 keys in 32 splits 10.5 us, 8-32 splits within 0.6 us of it, 64 splits 15.7).
+template <typename T, int kDim>
+int64_t split_count_for(const DecodeAttention& a) {
+  if constexpr (std::is_same_v<T, float>) {
+    return split_count(a, kTargetBlocksPerSm * static_cast<int64_t>(sm_count()), false, kMinKeysPerSplit);
+  } else {
+    static const int64_t resident = resident_blocks(decode_attention_mma_kernel<T, kDim>);
+    return split_count(a, resident, true, kWarps * 16);
+  }
+}
+
 template <typename T, int kDim>
 void launch(const DecodeAttention& a, int64_t splits, cudaStream_t stream) {
-  launch_partial<T, kDim>(a, splits, stream);
+  if constexpr (std::is_same_v<T, float>) {
+    launch_partial<T, kDim>(a, splits, stream);
+  } else {
+    detail::launch(decode_attention_mma_kernel<T, kDim>, static_cast<unsigned>(a.batch * a.kv_heads * splits),
+                   kWarps * 32, 0, stream, a, splits);
+  }
+  if (splits == 1) return;  // the partial pass wrote the result
   detail::launch(decode_attention_merge_kernel<T, kDim>, static_cast<unsigned>(a.batch * a.heads), 32,
                  splits * sizeof(float), stream, a, splits);
+}
+
+// Calls f(Type<T>{}, Dim<kDim>{}) with the C++ element type and the head size of the call.
+template <int kDim>
+using Dim = std::integral_constant<int, kDim>;
+
+template <typename F>
+void with_types(ElementType type, int64_t dim, F&& f) {
+  const auto with_dim = [&](auto tag) {
+    switch (dim) {
+      case 64: f(tag, Dim<64>{}); break;
+      case 128: f(tag, Dim<128>{}); break;
+      default: f(tag, Dim<256>{}); break;
+    }
+  };
+  switch (type) {
+    case ElementType::kFloat32: with_dim(detail::Type<float>{}); break;
+    case ElementType::kBFloat16: with_dim(detail::Type<__nv_bfloat16>{}); break;
+    case ElementType::kFloat16: with_dim(detail::Type<__half>{}); break;
+  }
 }
 
 }  // namespace
@@ -297,8 +331,12 @@ bool decode_attention_support(int64_t dim, int64_t heads, int64_t kv_heads) {
   return (dim == 64 || dim == 128 || dim == 256) && kv_heads > 0 && heads % kv_heads == 0 && heads / kv_heads <= 8;
 }
 
-int64_t decode_attention_workspace(const DecodeAttention& a) {
-  return a.batch * a.heads * split_count(a) * (a.dim + 2);
+int64_t decode_attention_workspace(ElementType type, const DecodeAttention& a) {
+  int64_t splits = 1;
+  with_types(type, a.dim, [&](auto tag, auto dim) {
+    splits = split_count_for<typename decltype(tag)::type, decltype(dim)::value>(a);
+  });
+  return splits == 1 ? 0 : a.batch * a.heads * splits * (a.dim + 2);
 }
 
 void decode_attention(ElementType type, const DecodeAttention& a, cudaStream_t stream) {
@@ -307,15 +345,12 @@ void decode_attention(ElementType type, const DecodeAttention& a, cudaStream_t s
     throw std::runtime_error("decode attention: head_dim " + std::to_string(a.dim) + " with " +
                              std::to_string(a.heads) + " heads over " + std::to_string(a.kv_heads) +
                              " kv heads is not supported");
-  const int64_t splits = split_count(a);
-  dispatch(type, "decode attention", [&](auto tag) {
+  with_types(type, a.dim, [&](auto tag, auto dim) {
     using T = typename decltype(tag)::type;
-    switch (a.dim) {
-      case 64: launch<T, 64>(a, splits, stream); break;
-      case 128: launch<T, 128>(a, splits, stream); break;
-      default: launch<T, 256>(a, splits, stream); break;
-    }
+    constexpr int kDim = decltype(dim)::value;
+    launch<T, kDim>(a, split_count_for<T, kDim>(a), stream);
   });
+  detail::check_launch("decode attention");
 }
 
 }  // namespace gpujob::model::kernels

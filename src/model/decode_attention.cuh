@@ -31,11 +31,12 @@ struct DecodeAttention {
 // heads per kv head (at most 8).
 bool decode_attention_support(int64_t dim, int64_t heads, int64_t kv_heads);
 
-// Floats of workspace the call needs (partial results of every key split).
-int64_t decode_attention_workspace(const DecodeAttention& a);
+// Floats of workspace the call needs for elements of `type` (partial results of every key split;
+// none with one split).
+int64_t decode_attention_workspace(ElementType type, const DecodeAttention& a);
 
 // softmax(score) v per query head, in float32, rounded once to the element type: a partial pass
-// per (row, kv head, key split) and a second kernel that merges the splits.
+// per (row, kv head, key split) and, with more than one split, a second kernel that merges them.
 void decode_attention(ElementType type, const DecodeAttention& a, cudaStream_t stream);
 
 }  // namespace gpujob::model::kernels

@@ -346,7 +346,7 @@ at::Tensor fused_decode_attention(const DecodeAttentionRequest& r) {
   a.softcap = static_cast<float>(r.softcap);
   a.splits = r.splits;
   at::Tensor out = at::empty(q.sizes(), q.options());
-  at::Tensor workspace = at::empty({kernels::decode_attention_workspace(a)}, q.options().dtype(at::kFloat));
+  at::Tensor workspace = at::empty({kernels::decode_attention_workspace(element_type(q), a)}, q.options().dtype(at::kFloat));
   a.out = out.data_ptr();
   a.workspace = workspace.data_ptr<float>();
   kernels::decode_attention(element_type(q), a, at::cuda::getCurrentCUDAStream());

@@ -288,9 +288,12 @@ TEST_CASE("fused decode attention equals the explicit masked attention over each
     const at::Tensor q = (at::randn({2, H, D}, opts) * 2).to(type);
     const std::vector<int64_t> positions = {37, 270};
     const AttentionParams params{1.0 / std::sqrt(static_cast<double>(D)), softcap};
+    // The kernel's own split count; one range (the partial pass writes the result, no merge); three
+    // ranges of 96 keys (the row at position 37 sees none of the last two).
+    for (const int64_t splits : {0, 1, 3})
     for (const bool consecutive : {false, true}) {
       const std::vector<int64_t> slots = consecutive ? std::vector<int64_t>{1, 2} : std::vector<int64_t>{2, 0};
-      INFO((consecutive ? "consecutive slots" : "slots 2, 0"));
+      INFO((consecutive ? "consecutive slots" : "slots 2, 0") << ", splits " << splits);
       // Keys past a row's position are never read: NaN there would spread into its result.
       at::Tensor poisoned_keys = keys.clone(), poisoned_values = values.clone();
       for (int64_t b = 0; b < 2; ++b) {
@@ -308,6 +311,7 @@ TEST_CASE("fused decode attention equals the explicit masked attention over each
       r.window = window;
       r.scale = params.scale;
       r.softcap = softcap;
+      r.splits = splits;
       REQUIRE(fused_decode_attention_apply(q, KV));
       const at::Tensor got = fused_decode_attention(r);
       for (int64_t b = 0; b < 2; ++b) {
