@@ -8,46 +8,41 @@
 
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "decode_attention_block.cuh"
 #include "kernel_launch.cuh"
 
 namespace gpujob::model::kernels::attention_detail {
 
-// The m16n8k16 tensor-core product with float32 accumulators, d += a b, for a 16-bit type: a is
+// The m16n8k16 tensor-core product with float32 accumulators, d += a b, for a 16-bit type T: a is
 // 16 x 16 (4 registers of two elements per lane), b 16 x 8 (2 registers), d 16 x 8 (4 floats),
-// in the fragment layouts of the PTX ISA; pack() makes one register of two elements, the first in
-// the low half.
+// in the fragment layouts of the PTX ISA.
 template <typename T>
-struct Mma;
-
-template <>
-struct Mma<__nv_bfloat16> {
-  static __device__ __forceinline__ void run(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%0,%1,%2,%3};"
+__device__ __forceinline__ void mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  } else {
+    static_assert(std::is_same_v<T, __half>, "tensor-core products take bfloat16 or float16");
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
         : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
   }
-  static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
+}
+
+// One register of two T elements, `lo` in the low half (the operand form of mma).
+template <typename T>
+__device__ __forceinline__ uint32_t pack(float lo, float hi) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
     const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
     return *reinterpret_cast<const uint32_t*>(&v);
-  }
-};
-
-template <>
-struct Mma<__half> {
-  static __device__ __forceinline__ void run(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%0,%1,%2,%3};"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  }
-  static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
+  } else {
     const __half2 v = __floats2half2_rn(lo, hi);
     return *reinterpret_cast<const uint32_t*>(&v);
   }
-};
+}
 
 // `kChunks` 16-byte chunks of a head row as 4 words each: chunk i from byte (i * kStride + lane) * 16,
 // so that for each i the lanes that share a row read consecutive 16 bytes.
@@ -142,8 +137,8 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention_mma_kernel(Decod
 #pragma unroll
     for (int c = 0; c < kSteps; ++c) {
       const uint32_t qa[4] = {q[2 * c], 0u, q[2 * c + 1], 0u};
-      Mma<T>::run(s0, qa, k0[2 * c], k0[2 * c + 1]);
-      Mma<T>::run(s1, qa, k1[2 * c], k1[2 * c + 1]);
+      mma<T>(s0, qa, k0[2 * c], k0[2 * c + 1]);
+      mma<T>(s1, qa, k1[2 * c], k1[2 * c + 1]);
     }
     float score[4] = {s0[0], s0[1], s1[0], s1[1]};  // head g, keys lane_keys
     float tile_max = -INFINITY;
@@ -168,7 +163,7 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention_mma_kernel(Decod
     m = m_new;
     const float correction_a = __shfl_sync(0xffffffffu, correction, 8 * t);      // head 2t
     const float correction_b = __shfl_sync(0xffffffffu, correction, 8 * t + 4);  // head 2t + 1
-    const uint32_t p0 = Mma<T>::pack(p[0], p[1]), p1 = Mma<T>::pack(p[2], p[3]);
+    const uint32_t p0 = pack<T>(p[0], p[1]), p1 = pack<T>(p[2], p[3]);
 #pragma unroll
     for (int d = 0; d < kSteps; ++d) {
       acc[d][0] *= correction_a;
@@ -177,7 +172,7 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention_mma_kernel(Decod
       acc[d][3] *= correction_b;
       const uint32_t va[4] = {__byte_perm(v[0][d], v[1][d], 0x5410), __byte_perm(v[0][d], v[1][d], 0x7632),
                               __byte_perm(v[2][d], v[3][d], 0x5410), __byte_perm(v[2][d], v[3][d], 0x7632)};
-      Mma<T>::run(acc[d], va, p0, p1);
+      mma<T>(acc[d], va, p0, p1);
     }
   }
   l += __shfl_xor_sync(0xffffffffu, l, 1);

@@ -21,6 +21,8 @@ using detail::norm_value;
 using detail::rounded;
 using detail::start_after_prior_grids;
 using detail::store_vector;
+using detail::allow_next_grid;
+using detail::wait_for_prior_grids;
 using detail::to_float;
 using detail::Vector;
 using detail::warp_sum;
@@ -64,8 +66,17 @@ template <typename T>
 __global__ void rms_norm_vector_kernel(const T* __restrict__ a, const T* __restrict__ b, const T* __restrict__ weight,
                                        T* __restrict__ sum, T* __restrict__ out, int64_t hidden, int64_t rows_per_group,
                                        int64_t group_stride, float eps, float offset) {
-  start_after_prior_grids();
+  allow_next_grid();
   constexpr int V = kPerVector<T>;
+  // The weights are constant: read before waiting for the inputs, so that their latency overlaps
+  // the previous kernel's end instead of following the row's sum.
+  Vector<T> w[kNormVectors];
+#pragma unroll
+  for (int k = 0; k < kNormVectors; ++k) {
+    const int64_t at = (threadIdx.x + static_cast<int64_t>(k) * blockDim.x) * V;
+    if (at < hidden) w[k] = load_vector(weight + at);
+  }
+  wait_for_prior_grids();
   const int64_t row = blockIdx.x;
   const int64_t in_start = (row / rows_per_group) * group_stride + (row % rows_per_group) * hidden;
   const int64_t out_start = row * hidden;
@@ -97,10 +108,9 @@ __global__ void rms_norm_vector_kernel(const T* __restrict__ a, const T* __restr
   for (int k = 0; k < kNormVectors; ++k) {
     const int64_t at = (threadIdx.x + static_cast<int64_t>(k) * blockDim.x) * V;
     if (at >= hidden) break;
-    const Vector<T> w = load_vector(weight + at);
     Vector<T> o;
 #pragma unroll
-    for (int j = 0; j < V; ++j) o.e[j] = norm_value<T>(x[k][j] * inv_rms, to_float(w.e[j]), offset);
+    for (int j = 0; j < V; ++j) o.e[j] = norm_value<T>(x[k][j] * inv_rms, to_float(w[k].e[j]), offset);
     store_vector(out + out_start + at, o);
   }
 }
@@ -125,7 +135,7 @@ constexpr int kHeadWarps = 8;
 
 template <typename T, int kPerLane>
 __global__ void attention_inputs_kernel(AttentionInputs in) {
-  start_after_prior_grids();
+  allow_next_grid();
   const int lane = threadIdx.x & 31;
   const int64_t warp = static_cast<int64_t>(blockIdx.x) * kHeadWarps + threadIdx.x / 32;
   const bool cached = in.cache_rows != nullptr;
@@ -133,6 +143,15 @@ __global__ void attention_inputs_kernel(AttentionInputs in) {
   if (warp >= in.tokens * per_token) return;
   const int64_t token = warp / per_token, head = warp % per_token, dim = in.dim;
   const bool is_q = head < in.heads;
+  // The norm weights are constant: read before waiting for the inputs (see rms_norm_vector_kernel);
+  // the inputs, cos and sin are then read together, one latency instead of one after another.
+  const T* norm = head < in.heads + in.kv_heads ? static_cast<const T*>(is_q ? in.q_norm : in.k_norm) : nullptr;
+  float norm_w[kPerLane];
+  if (norm != nullptr) {
+#pragma unroll
+    for (int j = 0; j < kPerLane; ++j) norm_w[j] = to_float(norm[lane + 32 * j]);
+  }
+  wait_for_prior_grids();
   const int64_t cache_row = cached ? in.cache_rows[token] : 0;
   // A padding token's k and v are not kept; its q is still written (as the unfused path does).
   if (!is_q && cache_row < 0) return;
@@ -144,21 +163,23 @@ __global__ void attention_inputs_kernel(AttentionInputs in) {
     for (int j = 0; j < kPerLane; ++j) dst[lane + 32 * j] = src[lane + 32 * j];
     return;
   }
-  float v[kPerLane];
+  const T* cos = static_cast<const T*>(in.cos) + token * dim;
+  const T* sin = static_cast<const T*>(in.sin) + token * dim;
+  float v[kPerLane], c[kPerLane], s[kPerLane];
 #pragma unroll
-  for (int j = 0; j < kPerLane; ++j) v[j] = to_float(src[lane + 32 * j]);
-  const T* norm = static_cast<const T*>(is_q ? in.q_norm : in.k_norm);
+  for (int j = 0; j < kPerLane; ++j) {
+    v[j] = to_float(src[lane + 32 * j]);
+    c[j] = to_float(cos[lane + 32 * j]);
+    s[j] = to_float(sin[lane + 32 * j]);
+  }
   if (norm != nullptr) {
     float squares = 0.f;
 #pragma unroll
     for (int j = 0; j < kPerLane; ++j) squares += v[j] * v[j];
     const float inv_rms = rsqrtf(warp_sum(squares) / static_cast<float>(dim) + in.eps);
 #pragma unroll
-    for (int j = 0; j < kPerLane; ++j)
-      v[j] = to_float(norm_value<T>(v[j] * inv_rms, to_float(norm[lane + 32 * j]), in.offset));
+    for (int j = 0; j < kPerLane; ++j) v[j] = to_float(norm_value<T>(v[j] * inv_rms, norm_w[j], in.offset));
   }
-  const T* cos = static_cast<const T*>(in.cos) + token * dim;
-  const T* sin = static_cast<const T*>(in.sin) + token * dim;
   T* dst;
   if (is_q) {
     dst = static_cast<T*>(in.q_out) + (token * in.heads + head) * dim;
@@ -172,7 +193,7 @@ __global__ void attention_inputs_kernel(AttentionInputs in) {
   for (int j = 0; j < kPerLane; ++j) {
     const int64_t d = lane + 32 * j;
     const float rotated = j < kHalf ? -v[j + kHalf] : v[j - kHalf];
-    dst[d] = from_float<T>(rounded<T>(v[j] * to_float(cos[d])) + rounded<T>(rotated * to_float(sin[d])));
+    dst[d] = from_float<T>(rounded<T>(v[j] * c[j]) + rounded<T>(rotated * s[j]));
   }
 }
 
