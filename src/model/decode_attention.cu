@@ -69,6 +69,7 @@ __device__ __forceinline__ void load_lane(const T* p, float (&out)[kE]) {
 // that many with `at_most`, else at least), with at least min_keys keys per range.
 int64_t split_count(const DecodeAttention& a, int64_t target_blocks, bool at_most, int64_t min_keys) {
   const int64_t groups = a.batch * a.kv_heads;
+  if (groups <= 0) return 1;  // an empty batch: nothing to split (and no division by zero)
   int64_t splits = a.splits;
   if (splits <= 0) {
     splits = at_most ? target_blocks / groups : (target_blocks + groups - 1) / groups;
@@ -285,7 +286,8 @@ int64_t resident_blocks(Kernel kernel) {
 template <typename T, int kDim>
 int64_t split_count_for(const DecodeAttention& a) {
   if constexpr (std::is_same_v<T, float>) {
-    return split_count(a, kTargetBlocksPerSm * static_cast<int64_t>(sm_count()), false, kMinKeysPerSplit);
+    static const int64_t target = kTargetBlocksPerSm * static_cast<int64_t>(sm_count());
+    return split_count(a, target, false, kMinKeysPerSplit);
   } else {
     static const int64_t resident = resident_blocks(decode_attention_mma_kernel<T, kDim>);
     return split_count(a, resident, true, kWarps * 16);
@@ -305,10 +307,10 @@ void launch(const DecodeAttention& a, int64_t splits, cudaStream_t stream) {
                  splits * sizeof(float), stream, a, splits);
 }
 
-// Calls f(Type<T>{}, Dim<kDim>{}) with the C++ element type and the head size of the call.
 template <int kDim>
 using Dim = std::integral_constant<int, kDim>;
 
+// Calls f(Type<T>{}, Dim<kDim>{}) with the C++ element type and the head size of the call.
 template <typename F>
 void with_types(ElementType type, int64_t dim, F&& f) {
   const auto with_dim = [&](auto tag) {
