@@ -3,12 +3,15 @@
 #include "gpujob/cluster/mpi_collectives.hpp"
 #include "gpujob/model/decoder.hpp"
 #include "gpujob/model/decoder_sequence_model.hpp"
+#include "gpujob/model/decoder_slot_model.hpp"
+#include "gpujob/model/generator.hpp"
 #include "gpujob/model/safetensors.hpp"
 #include "gpujob/util/error.hpp"
 
 #include <mpi.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <string>
@@ -127,6 +130,34 @@ void check_case(const std::string& name) {
     INFO("sequence " << b);
     CHECK(tokens == golden.greedy[b]);
     CHECK(tokens == tp1_model.generate(greedy).tokens);
+  }
+  // Continuous batching through the generator (the generate job's and generate_bench's path): two
+  // slots for every sequence twice over, so slots refill while others decode; the shards' completions
+  // equal one process's, and each sequence's first tokens are its golden greedy ones.
+  std::vector<model::GenerationRequest> requests;
+  int64_t longest = 0;
+  for (int copy = 0; copy < 2; ++copy) {
+    for (const auto& input : golden.inputs) {
+      requests.push_back({input, static_cast<uint64_t>(requests.size())});
+      longest = std::max<int64_t>(longest, static_cast<int64_t>(input.size()));
+    }
+  }
+  model::GeneratorOptions options;
+  options.stop.max_new_tokens = 6;
+  options.stop.ignore_eos = true;
+  const int64_t max_len = model::slot_positions_needed(longest, options.stop.max_new_tokens);
+  model::DecoderSlotModel tp_slots(*sharded, 2, max_len);
+  model::DecoderSlotModel tp1_slots(*single, 2, max_len);
+  const std::vector<model::Completion> tp_out = model::Generator(tp_slots, options).generate(requests);
+  const std::vector<model::Completion> tp1_out = model::Generator(tp1_slots, options).generate(requests);
+  REQUIRE(tp_out.size() == requests.size());
+  for (size_t r = 0; r < requests.size(); ++r) {
+    INFO("generator request " << r);
+    CHECK(tp_out[r].ids == tp1_out[r].ids);
+    const std::vector<int64_t>& want = golden.greedy[r % golden.inputs.size()];
+    const size_t common = std::min(want.size(), tp_out[r].ids.size());
+    CHECK(std::vector<int64_t>(tp_out[r].ids.begin(), tp_out[r].ids.begin() + common) ==
+          std::vector<int64_t>(want.begin(), want.begin() + common));
   }
 }
 
