@@ -18,20 +18,79 @@
 // generator's slot model replay steps from CUDA graphs as the generate job does. --fused: as in
 // forward_bench (stacked GEMMs and fused kernels, model.fused_kernels). --trace writes a device
 // trace of one more generation of the same prompts after the timed one (bench/trace_summary.py).
+//
+// Tensor parallel: under mpirun every rank holds one shard of the model (shards = ranks; on CUDA
+// rank r uses GPU r and the shards reduce over NCCL, on the CPU over MPI), every rank runs the same
+// generation and rank 0 reports, with the bytes of weights each shard reads per decode step:
+//
+//   mpirun -np 2 generate_bench MODEL_DIR --batch 1 --prompts 1
+//
+// Every run prints a digest of the completions' tokens, so a sharded run can be checked against
+// one process. Without mpirun, MPI is not touched.
 #include <ATen/ATen.h>
+
+#include <mpi.h>
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <memory>
 
 #include "bench_args.hpp"
 #include "kineto_trace.hpp"
+#include "gpujob/cluster/mpi_collectives.hpp"
+#include "gpujob/cluster/nccl_collectives.hpp"
 #include "gpujob/model/decoder.hpp"
 #include "gpujob/model/device.hpp"
 #include "gpujob/model/decoder_slot_model.hpp"
 #include "gpujob/model/generator.hpp"
 
+namespace {
+
+// The ranks of an mpirun launch as the shards of one model; one shard without mpirun.
+struct ShardGroup {
+  int rank = 0, size = 1;
+  bool mpi = false;
+  std::unique_ptr<gpujob::model::Collectives> collectives;
+
+  ShardGroup(int* argc, char*** argv) {
+    if (std::getenv("OMPI_COMM_WORLD_SIZE") == nullptr && std::getenv("PMI_SIZE") == nullptr) return;
+    MPI_Init(argc, argv);
+    mpi = true;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+  }
+  // After the rank's device is bound (NCCL takes the current device).
+  void connect(bool cuda) {
+    if (size == 1) return;
+    gpujob::cluster::Communicator group = gpujob::cluster::Communicator::split(MPI_COMM_WORLD, 0, rank);
+    if (cuda) {
+      collectives = std::make_unique<gpujob::cluster::NcclCollectives>(group.release(), rank);
+    } else {
+      collectives = std::make_unique<gpujob::cluster::MpiCollectives>(std::move(group));
+    }
+  }
+  ~ShardGroup() {
+    collectives.reset();
+    if (mpi) MPI_Finalize();
+  }
+};
+
+// FNV-1a over the completions' token ids, in request order.
+unsigned long long digest(const std::vector<gpujob::model::Completion>& completions) {
+  unsigned long long h = 1469598103934665603ull;
+  for (const auto& c : completions) {
+    for (const int64_t id : c.ids) h = (h ^ static_cast<unsigned long long>(id)) * 1099511628211ull;
+    h = (h ^ 0xffull) * 1099511628211ull;  // the end of a completion
+  }
+  return h;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   using namespace gpujob;
+  ShardGroup shards(&argc, &argv);
   const bench::Args args(argc, argv,
                          {{"batch", "32"}, {"prompts", "32"}, {"prompt-len", "256"}, {"new", "128"},
                           {"dtype", "bfloat16"}, {"device", "cuda"}, {"warmup-prompts", "0"}, {"graphs", "1"}, {"fused", "1"},
@@ -41,7 +100,12 @@ int main(int argc, char** argv) {
                          "[--fold-norms 0|1] [--trace FILE.json]");
   model::LoadOptions load;
   load.dtype = args.text("dtype") == "float32" ? at::kFloat : args.text("dtype") == "float16" ? at::kHalf : at::kBFloat16;
-  load.device = model::bind_device(args.text("device") == "cuda", 0, 1.0);
+  const bool cuda = args.text("device") == "cuda";
+  load.device = model::bind_device(cuda, shards.rank, 1.0);
+  shards.connect(cuda);
+  load.shard_index = shards.rank;
+  load.shard_count = shards.size;
+  load.collectives = shards.collectives.get();
   auto decoder = model::Decoder::load(args.model_dir(), load);
   decoder->set_fused_ops(args.integer("fused") != 0);
   decoder->set_fold_norms(args.integer("fold-norms") != 0);
@@ -81,6 +145,10 @@ int main(int argc, char** argv) {
   const auto t1 = std::chrono::steady_clock::now();
   timing = false;
   const double seconds = std::chrono::duration<double>(t1 - t0).count();
+  if (shards.rank != 0) {  // the shards ran the same generation; rank 0 reports it
+    if (!args.text("trace").empty()) (void)generator.generate(requests);
+    return 0;
+  }
   int64_t generated = 0;
   for (const auto& c : completions) generated += static_cast<int64_t>(c.ids.size());
   std::printf("gpujob generate batch=%lld prompts=%lld prompt_len=%lld new=%lld dtype=%s graphs=%s fused=%lld: %.1f tok/s "
@@ -96,6 +164,17 @@ int main(int argc, char** argv) {
                 static_cast<double>(generated - first_call_tokens) / after,
                 static_cast<long long>(generated - first_call_tokens), after, seconds - after,
                 static_cast<long long>(first_call_tokens));
+  }
+  std::printf("  completions digest: %016llx\n", digest(completions));
+  if (shards.size > 1) {
+    // Each shard reads its 1/N of every block's linear layers and the whole (replicated) LM head.
+    const model::ModelConfig& c = decoder->config();
+    const double q = static_cast<double>(c.n_heads * c.head_dim), kv = static_cast<double>(c.n_kv_heads * c.head_dim);
+    const double h = static_cast<double>(c.hidden_size), i = static_cast<double>(c.intermediate_size);
+    const double block = h * (q + 2 * kv) + q * h + 3 * h * i;
+    const double bytes = (static_cast<double>(c.num_layers) * block / shards.size + static_cast<double>(c.vocab_size) * h) *
+                         static_cast<double>(c10::elementSize(load.dtype));
+    std::printf("  tensor parallel: %d shards, %.3g GB of weights read per decode step on each\n", shards.size, bytes / 1e9);
   }
   // Folded norms (--fold-norms 1): blocks that ran folded, counted when a graph is captured.
   if (decoder->folded_blocks() > 0)

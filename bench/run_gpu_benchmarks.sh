@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # The GPU benchmarks of BENCHMARKS.md, gpujob and HF transformers side by side in one run.
 #
-#   bench/run_gpu_benchmarks.sh BUILD_DIR WORK_DIR [extract|extract-job|generate|all] [SHAPE...]
+#   bench/run_gpu_benchmarks.sh BUILD_DIR WORK_DIR [extract|extract-job|generate|tp2|all] [SHAPE...]
 #
 # BUILD_DIR: a CUDA build of gpujob (its forward_bench and generate_bench targets are built here).
-# WORK_DIR: where the random-weight checkpoints go (qwen3-8b about 16 GB, gemma3-12b about 24 GB);
-# an existing checkpoint is reused. SHAPE default: qwen3-8b gemma3-12b for extract, qwen3-8b for
-# generate. Every line it prints is also appended to WORK_DIR/bench.log.
+# WORK_DIR: where the random-weight checkpoints go (qwen3-8b about 16 GB, gemma3-12b about 24 GB,
+# qwen3-32b about 66 GB); an existing checkpoint is reused. SHAPE default: qwen3-8b gemma3-12b for
+# extract, qwen3-8b for generate, qwen3-32b for tp2 (two GPUs: generate_bench under mpirun -np 2,
+# not part of all). Every line it prints is also appended to WORK_DIR/bench.log.
 set -euo pipefail
 
-(($# >= 2)) || { sed -n '2,11p' "$0" >&2; exit 2; }
+(($# >= 2)) || { sed -n '2,12p' "$0" >&2; exit 2; }
 BUILD=$1 WORK=$2 WHAT=${3:-all}
 shift $(($# >= 3 ? 3 : 2))
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -64,6 +65,20 @@ if [[ $WHAT == generate || $WHAT == all ]]; then
       run "$BUILD/generate_bench" "$dir" --batch "$batch" --prompts "$batch" --graphs 0 --fused 0
       run "$BUILD/generate_bench" "$dir" --batch "$batch" --prompts "$batch" --graphs 1 --fused 0
       run "$BUILD/generate_bench" "$dir" --batch "$batch" --prompts "$batch" --graphs 1 --fused 1
+    done
+  done
+fi
+
+# Tensor-parallel decode on 2 GPUs: the copy rate (hf_baselines.py limits) over the weight bytes
+# each shard reads per step (generate_bench prints them) is the bandwidth limit.
+if [[ $WHAT == tp2 ]]; then
+  shapes=("$@")
+  ((${#shapes[@]})) || shapes=(qwen3-32b)
+  for shape in "${shapes[@]}"; do
+    dir=$(model_for "$shape" | tail -n 1)
+    run python3 "$HERE/hf_baselines.py" limits
+    for batch in 1 32; do
+      run mpirun -np 2 "$BUILD/generate_bench" "$dir" --batch "$batch" --prompts "$batch"
     done
   done
 fi
