@@ -26,7 +26,8 @@
 //   mpirun -np 2 generate_bench MODEL_DIR --batch 1 --prompts 1
 //
 // Every run prints a digest of the completions' tokens, so a sharded run can be checked against
-// one process. Without mpirun, MPI is not touched.
+// one process. Without mpirun, MPI is not touched. A sharded run has no out-of-memory recovery
+// (the generator's halving would run on one shard only): choose a batch that fits.
 #include <ATen/ATen.h>
 
 #include <mpi.h>
