@@ -313,18 +313,13 @@ using Dim = std::integral_constant<int, kDim>;
 // Calls f(Type<T>{}, Dim<kDim>{}) with the C++ element type and the head size of the call.
 template <typename F>
 void with_types(ElementType type, int64_t dim, F&& f) {
-  const auto with_dim = [&](auto tag) {
+  detail::with_element_type(type, [&](auto tag) {
     switch (dim) {
       case 64: f(tag, Dim<64>{}); break;
       case 128: f(tag, Dim<128>{}); break;
       default: f(tag, Dim<256>{}); break;
     }
-  };
-  switch (type) {
-    case ElementType::kFloat32: with_dim(detail::Type<float>{}); break;
-    case ElementType::kBFloat16: with_dim(detail::Type<__nv_bfloat16>{}); break;
-    case ElementType::kFloat16: with_dim(detail::Type<__half>{}); break;
-  }
+  });
 }
 
 }  // namespace

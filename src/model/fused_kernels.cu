@@ -255,10 +255,6 @@ unsigned elementwise_blocks(int64_t n) {
   return static_cast<unsigned>(blocks < 65535 * 8 ? blocks : 65535 * 8);
 }
 
-}  // namespace
-
-namespace {
-
 // RMSNorm of rows (with b, of the residual sums a + b): the register kernel where it applies.
 void launch_rms_norm(ElementType type, const void* a, const void* b, const void* weight, void* sum, void* out,
                      int64_t rows, int64_t hidden, int64_t rows_per_group, int64_t group_stride, float eps,

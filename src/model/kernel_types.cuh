@@ -104,14 +104,20 @@ struct Type {
   using type = T;
 };
 
+// Calls f(Type<T>{}) with the C++ element type of `type`.
+template <typename F>
+void with_element_type(ElementType type, F&& f) {
+  switch (type) {
+    case ElementType::kFloat32: f(Type<float>{}); break;
+    case ElementType::kBFloat16: f(Type<__nv_bfloat16>{}); break;
+    case ElementType::kFloat16: f(Type<__half>{}); break;
+  }
+}
+
 // Calls launch(Type<T>{}) with the C++ element type of `type`, then checks the launch.
 template <typename Launch>
 void dispatch(ElementType type, const char* what, Launch&& launch) {
-  switch (type) {
-    case ElementType::kFloat32: launch(Type<float>{}); break;
-    case ElementType::kBFloat16: launch(Type<__nv_bfloat16>{}); break;
-    case ElementType::kFloat16: launch(Type<__half>{}); break;
-  }
+  with_element_type(type, launch);
   check_launch(what);
 }
 
