@@ -30,18 +30,20 @@
 // (the generator's halving would run on one shard only): choose a batch that fits.
 #include <ATen/ATen.h>
 
-#include <mpi.h>
-
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <optional>
+#include <string>
 
 #include "bench_args.hpp"
 #include "kineto_trace.hpp"
-#include "gpujob/cluster/mpi_collectives.hpp"
-#include "gpujob/cluster/nccl_collectives.hpp"
+#include "gpujob/cluster/shard_collectives.hpp"
+#include "gpujob/cluster/world.hpp"
+#include "gpujob/io/fingerprint.hpp"
 #include "gpujob/model/decoder.hpp"
+#include "gpujob/model/kv_cache_plan.hpp"
 #include "gpujob/model/device.hpp"
 #include "gpujob/model/decoder_slot_model.hpp"
 #include "gpujob/model/generator.hpp"
@@ -50,41 +52,33 @@ namespace {
 
 // The ranks of an mpirun launch as the shards of one model; one shard without mpirun.
 struct ShardGroup {
+  std::optional<gpujob::cluster::World> world;
   int rank = 0, size = 1;
-  bool mpi = false;
   std::unique_ptr<gpujob::model::Collectives> collectives;
 
   ShardGroup(int* argc, char*** argv) {
     if (std::getenv("OMPI_COMM_WORLD_SIZE") == nullptr && std::getenv("PMI_SIZE") == nullptr) return;
-    MPI_Init(argc, argv);
-    mpi = true;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    world.emplace(argc, argv);
+    rank = world->rank();
+    size = world->size();
   }
   // After the rank's device is bound (NCCL takes the current device).
   void connect(bool cuda) {
     if (size == 1) return;
     gpujob::cluster::Communicator group = gpujob::cluster::Communicator::split(MPI_COMM_WORLD, 0, rank);
-    if (cuda) {
-      collectives = std::make_unique<gpujob::cluster::NcclCollectives>(group.release(), rank);
-    } else {
-      collectives = std::make_unique<gpujob::cluster::MpiCollectives>(std::move(group));
-    }
+    collectives = gpujob::cluster::make_shard_collectives(group, cuda, rank);
   }
-  ~ShardGroup() {
-    collectives.reset();
-    if (mpi) MPI_Finalize();
-  }
+  ~ShardGroup() { collectives.reset(); }  // before the world finalizes MPI
 };
 
-// FNV-1a over the completions' token ids, in request order.
-unsigned long long digest(const std::vector<gpujob::model::Completion>& completions) {
-  unsigned long long h = 1469598103934665603ull;
+// The completions' token ids in request order, hashed (FNV-1a), each completion ended by a newline.
+std::string digest(const std::vector<gpujob::model::Completion>& completions) {
+  std::string ids;
   for (const auto& c : completions) {
-    for (const int64_t id : c.ids) h = (h ^ static_cast<unsigned long long>(id)) * 1099511628211ull;
-    h = (h ^ 0xffull) * 1099511628211ull;  // the end of a completion
+    for (const int64_t id : c.ids) ids += std::to_string(id) + ' ';
+    ids += '\n';
   }
-  return h;
+  return gpujob::io::fnv1a64_hex(ids);
 }
 
 }  // namespace
@@ -166,16 +160,15 @@ int main(int argc, char** argv) {
                 static_cast<long long>(generated - first_call_tokens), after, seconds - after,
                 static_cast<long long>(first_call_tokens));
   }
-  std::printf("  completions digest: %016llx\n", digest(completions));
+  std::printf("  completions digest: %s\n", digest(completions).c_str());
   if (shards.size > 1) {
-    // Each shard reads its 1/N of every block's linear layers and the whole (replicated) LM head.
+    // Each shard reads its 1/N of the blocks and the whole (replicated) LM head, not the embedding.
     const model::ModelConfig& c = decoder->config();
-    const double q = static_cast<double>(c.n_heads * c.head_dim), kv = static_cast<double>(c.n_kv_heads * c.head_dim);
-    const double h = static_cast<double>(c.hidden_size), i = static_cast<double>(c.intermediate_size);
-    const double block = h * (q + 2 * kv) + q * h + 3 * h * i;
-    const double bytes = (static_cast<double>(c.num_layers) * block / shards.size + static_cast<double>(c.vocab_size) * h) *
-                         static_cast<double>(c10::elementSize(load.dtype));
-    std::printf("  tensor parallel: %d shards, %.3g GB of weights read per decode step on each\n", shards.size, bytes / 1e9);
+    const double table = static_cast<double>(c.vocab_size * c.hidden_size * c10::elementSize(load.dtype));
+    const double blocks = static_cast<double>(model::decoder_weight_bytes(c, load.dtype)) -
+                          table * (c.tie_word_embeddings ? 1 : 2);
+    std::printf("  tensor parallel: %d shards, %.3g GB of weights read per decode step on each\n", shards.size,
+                (blocks / shards.size + table) / 1e9);
   }
   // Folded norms (--fold-norms 1): blocks that ran folded, counted when a graph is captured.
   if (decoder->folded_blocks() > 0)

@@ -1,9 +1,9 @@
 // Job spec_thinking: groups and shards from the layout, the driver's benchmark loop, the members' serve loops.
 #include "jobs/spec_thinking.hpp"
 
-#include "gpujob/cluster/mpi_collectives.hpp"
 #include "gpujob/cluster/nccl_collectives.hpp"
 #include "gpujob/cluster/remote_model.hpp"
+#include "gpujob/cluster/shard_collectives.hpp"
 #include "gpujob/cluster/spec_groups.hpp"
 #include "gpujob/io/jsonl.hpp"
 #include "gpujob/model/decoder.hpp"
@@ -110,11 +110,7 @@ LocalShard load_shard(const config::RunConfig& config, const cluster::RoleAssign
   }
   cluster::Communicator& group = target ? groups.target_group : groups.draft_group;
   if (role.group_size > 1) {
-    if (cuda) {
-      shard.collectives = std::make_unique<cluster::NcclCollectives>(group.get(), role.gpu);
-    } else {
-      shard.collectives = std::make_unique<cluster::MpiCollectives>(std::move(group));
-    }
+    shard.collectives = cluster::make_shard_collectives(group, cuda, role.gpu);
     options.collectives = shard.collectives.get();
   }
   shard.decoder = model::Decoder::load(settings.path, options);
