@@ -12,37 +12,12 @@
 
 #include "decode_attention_block.cuh"
 #include "kernel_launch.cuh"
+#include "tensor_core.cuh"
 
 namespace gpujob::model::kernels::attention_detail {
 
-// The m16n8k16 tensor-core product with float32 accumulators, d += a b, for a 16-bit type T: a is
-// 16 x 16 (4 registers of two elements per lane), b 16 x 8 (2 registers), d 16 x 8 (4 floats),
-// in the fragment layouts of the PTX ISA.
-template <typename T>
-__device__ __forceinline__ void mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  } else {
-    static_assert(std::is_same_v<T, __half>, "tensor-core products take bfloat16 or float16");
-    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  }
-}
-
-// One register of two T elements, `lo` in the low half (the operand form of mma).
-template <typename T>
-__device__ __forceinline__ uint32_t pack(float lo, float hi) {
-  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    return *reinterpret_cast<const uint32_t*>(&v);
-  } else {
-    const __half2 v = __floats2half2_rn(lo, hi);
-    return *reinterpret_cast<const uint32_t*>(&v);
-  }
-}
+using detail::mma;
+using detail::pack;
 
 // `kChunks` 16-byte chunks of a head row as 4 words each: chunk i from byte (i * kStride + lane) * 16,
 // so that for each i the lanes that share a row read consecutive 16 bytes.
