@@ -260,7 +260,7 @@ at::Tensor Decoder::mlp_activation(int64_t l, const NormedInput& in) const {
     return (gelu ? at::gelu(gate, "tanh") : at::silu(gate)) * up;
   };
   if (fused_ops_ && fused_linear_apply(x, w.gate_up)) {
-    return fused_gated_linear(x, w.gate_up, gelu);  // a decode step: both weight rows and the activation, one kernel
+    return fused_gated_linear(x, w.gate_up, gelu);  // one row: both weight rows and the activation, one kernel
   }
   if (fused_ops_) {
     // One GEMM for gate and up (stacked weights), then one kernel where it applies.
@@ -278,7 +278,7 @@ bool Decoder::folds_norms(int64_t l, const at::Tensor& attn, const at::Tensor& h
   // Sandwich norms (Gemma) norm the o and down outputs before the addition.
   return fold_norms_ && fused_ops_ && options_.shard_count == 1 && !config_.sandwich_norms &&
          !step.query_rows.defined() && fused_linear_apply(attn, w.o) && h.is_contiguous() &&
-         h.scalar_type() == attn.scalar_type() && h.numel() == attn.numel() / attn.size(-1) * w.o.size(0) && w.gate_up.defined() &&
+         h.scalar_type() == attn.scalar_type() && h.numel() == w.o.size(0) && w.gate_up.defined() &&
          fused_normed_linear_apply(h, w.mlp_norm, w.gate_up);
 }
 

@@ -3,8 +3,6 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
-#include <map>
-#include <mutex>
 #include <vector>
 
 #include "gpujob/util/error.hpp"
@@ -14,7 +12,6 @@
 
 #include "fused_kernels.cuh"
 #include "decode_attention.cuh"
-#include "few_rows_linear.cuh"
 #include "matrix_vector.cuh"
 #define GPUJOB_FUSED 1
 #else
@@ -22,10 +19,6 @@
 #endif
 
 namespace gpujob::model {
-
-#if GPUJOB_FUSED
-static_assert(kFusedLinearRows == kernels::kFewRowsMax, "fused_linear's row limit is the few-row kernels'");
-#endif
 
 bool fused_ops_built() { return GPUJOB_FUSED != 0; }
 
@@ -67,12 +60,10 @@ at::Tensor empty_with_last(const at::Tensor& like, int64_t last) {
   return at::empty(sizes, like.options());
 }
 
-// The operand check of the fused linear kernels: fused_linear_apply(x, w), or a one-line error.
-void require_linear_operands(const at::Tensor& x, const at::Tensor& w, const char* op, const char* w_name) {
+// The operand check of the matrix-vector kernels: fused_linear_apply(x, w), or a one-line error.
+void require_matrix_vector(const at::Tensor& x, const at::Tensor& w, const char* op, const char* w_name) {
   GPUJOB_CHECK(fused_linear_apply(x, w), op, ": x ", x.sizes(), " (", x.scalar_type(), ") and ", w_name, " ", w.sizes(),
-               " are not operands of the fused linear kernels (1 to ", kernels::kFewRowsMax,
-               " contiguous rows, 16-byte rows, one CUDA dtype; from 2 rows bfloat16 or float16 and a row length ",
-               "a multiple of 32)");
+               " are not operands of the matrix-vector kernel (one contiguous row, 16-byte rows, one CUDA dtype)");
 }
 
 // The optional bias of a layer with out_features outputs: a CUDA tensor of x's dtype, one per output.
@@ -171,141 +162,55 @@ std::pair<at::Tensor, at::Tensor> fused_add_rms_norm(const at::Tensor& a, const 
   return {sum, out};
 }
 
-namespace {
-
-// The rows of x: every dimension but the last.
-int64_t rows_of(const at::Tensor& x) { return x.size(-1) > 0 ? x.numel() / x.size(-1) : 0; }
-
-// The arrival counters of the few-row kernels: one zeroed buffer per device, which the kernels
-// leave zero. Created on first use, outside a CUDA graph capture (a decode step runs eagerly once
-// before it is captured), and kept for the life of the process.
-int* few_rows_counters(const at::Tensor& like, int64_t needed) {
-  constexpr int64_t kCounters = int64_t{1} << 16;
-  GPUJOB_CHECK(needed <= kCounters, "few-row linear: ", needed, " feature blocks, more than the ", kCounters,
-               " counters");
-  static std::mutex mutex;
-  static auto* buffers = new std::map<int, at::Tensor>();  // never destroyed: no CUDA call at exit
-  std::lock_guard<std::mutex> lock(mutex);
-  auto found = buffers->find(like.get_device());
-  if (found == buffers->end()) {
-    const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
-    cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
-    C10_CUDA_CHECK(cudaStreamIsCapturing(stream, &status));
-    GPUJOB_CHECK(status == cudaStreamCaptureStatusNone,
-                 "few-row linear: first used inside a CUDA graph capture; run the step once eagerly first");
-    at::Tensor zeros = at::zeros({kCounters}, like.options().dtype(at::kInt));
-    C10_CUDA_CHECK(cudaStreamSynchronize(stream));  // zero before any stream uses them
-    found = buffers->emplace(like.get_device(), zeros).first;
-  }
-  return found->second.data_ptr<int>();
-}
-
-// Runs a few-row call on the current stream with its workspace.
-void run_few_rows(const kernels::FewRowsLinear& call, const at::Tensor& like) {
-  const kernels::FewRowsPlan plan = kernels::few_rows_plan(call);
-  const at::Tensor partials = at::empty({std::max<int64_t>(plan.partial_floats, 1)}, like.options().dtype(at::kFloat));
-  int* counters = plan.counters > 0 ? few_rows_counters(like, plan.counters) : nullptr;
-  kernels::few_rows_linear(call, plan, partials.data_ptr<float>(), counters, at::cuda::getCurrentCUDAStream());
-}
-
-// A few-row call of x's rows and dtype.
-kernels::FewRowsLinear few_rows_call(const at::Tensor& x, const at::Tensor& w, int64_t splits) {
-  kernels::FewRowsLinear c;
-  c.type = element_type(x);
-  c.w = w.data_ptr();
-  c.rows = rows_of(x);
-  c.in_features = w.size(1);
-  c.splits = splits;
-  return c;
-}
-
-}  // namespace
-
 bool fused_linear_apply(const at::Tensor& x, const at::Tensor& w) {
   if (!fused_ops_apply(x) || !w.is_cuda() || w.scalar_type() != x.scalar_type() || w.device() != x.device() ||
-      w.dim() != 2 || !w.is_contiguous() || !x.is_contiguous() || x.dim() < 1 || x.size(-1) != w.size(1))
+      w.dim() != 2 || !w.is_contiguous() || !x.is_contiguous() || x.dim() < 1 || x.size(-1) != w.size(1) ||
+      x.numel() != x.size(-1))
     return false;
-  const int64_t rows = rows_of(x);
-  if (rows == 1) return kernels::matrix_vector_support(w.size(1), x.element_size(), x.data_ptr(), w.data_ptr());
-  return kernels::few_rows_support(rows, w.size(1), element_type(x), x.data_ptr(), w.data_ptr());
+  return kernels::matrix_vector_support(w.size(1), x.element_size(), x.data_ptr(), w.data_ptr());
 }
 
-at::Tensor fused_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias, int64_t splits) {
-  require_linear_operands(x, w, "fused linear", "w");
+at::Tensor fused_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias) {
+  require_matrix_vector(x, w, "fused linear", "w");
   const int64_t in = w.size(1), out_features = w.size(0);
   require_bias(bias, x, out_features, "fused linear");
   at::Tensor out = empty_with_last(x, out_features);
-  const void* b = bias.defined() ? bias.data_ptr() : nullptr;
-  if (rows_of(x) == 1) {
-    kernels::matrix_vector(element_type(x), x.data_ptr(), w.data_ptr(), b, out.data_ptr(), out_features, in,
-                           at::cuda::getCurrentCUDAStream());
-    return out;
-  }
-  kernels::FewRowsLinear c = few_rows_call(x, w, splits);
-  c.x = x.data_ptr();
-  c.bias = b;
-  c.out = out.data_ptr();
-  c.out_features = out_features;
-  run_few_rows(c, x);
+  kernels::matrix_vector(element_type(x), x.data_ptr(), w.data_ptr(), bias.defined() ? bias.data_ptr() : nullptr,
+                         out.data_ptr(), out_features, in, at::cuda::getCurrentCUDAStream());
   return out;
 }
 
-at::Tensor fused_gated_linear(const at::Tensor& x, const at::Tensor& gate_up, bool gelu_tanh, int64_t splits) {
-  require_linear_operands(x, gate_up, "fused gated linear", "gate_up");
+at::Tensor fused_gated_linear(const at::Tensor& x, const at::Tensor& gate_up, bool gelu_tanh) {
+  require_matrix_vector(x, gate_up, "fused gated linear", "gate_up");
   const int64_t width = stacked_width(gate_up, "fused gated linear");
   at::Tensor out = empty_with_last(x, width);
-  if (rows_of(x) == 1) {
-    kernels::gated_matrix_vector(element_type(x), x.data_ptr(), gate_up.data_ptr(), out.data_ptr(), width,
-                                 gate_up.size(1), gelu_tanh, at::cuda::getCurrentCUDAStream());
-    return out;
-  }
-  kernels::FewRowsLinear c = few_rows_call(x, gate_up, splits);
-  c.x = x.data_ptr();
-  c.out = out.data_ptr();
-  c.out_features = width;
-  c.gated = true;
-  c.gelu_tanh = gelu_tanh;
-  run_few_rows(c, x);
+  kernels::gated_matrix_vector(element_type(x), x.data_ptr(), gate_up.data_ptr(), out.data_ptr(), width,
+                               gate_up.size(1), gelu_tanh, at::cuda::getCurrentCUDAStream());
   return out;
 }
 
 ResidualRow fused_linear_add(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias,
-                             const at::Tensor& residual, int64_t splits) {
-  require_linear_operands(x, w, "fused linear + residual", "w");
+                             const at::Tensor& residual) {
+  require_matrix_vector(x, w, "fused linear + residual", "w");
   require(residual, x, "the residual");
-  const int64_t out_features = w.size(0), rows = rows_of(x);
+  const int64_t out_features = w.size(0);
   require_bias(bias, x, out_features, "fused linear + residual");
-  GPUJOB_CHECK(residual.numel() == rows * out_features, "fused linear + residual: the residual has ", residual.numel(),
-               " elements for ", rows, " x ", out_features, " outputs");
-  const void* b = bias.defined() ? bias.data_ptr() : nullptr;
+  GPUJOB_CHECK(residual.numel() == out_features, "fused linear + residual: the residual has ", residual.numel(),
+               " elements for ", out_features, " outputs");
   ResidualRow out;
   out.h = empty_with_last(x, out_features);
-  if (rows == 1) {
-    out.squares = at::empty({1, kernels::matrix_vector_blocks(out_features)}, x.options().dtype(at::kFloat));
-    kernels::matrix_vector_add(element_type(x), x.data_ptr(), w.data_ptr(), b, residual.data_ptr(), out.h.data_ptr(),
-                               out.squares.data_ptr<float>(), out_features, w.size(1),
-                               at::cuda::getCurrentCUDAStream());
-    return out;
-  }
-  out.squares = at::empty({rows, kernels::few_rows_blocks(out_features)}, x.options().dtype(at::kFloat));
-  kernels::FewRowsLinear c = few_rows_call(x, w, splits);
-  c.x = x.data_ptr();
-  c.bias = b;
-  c.out = out.h.data_ptr();
-  c.out_features = out_features;
-  c.residual = residual.data_ptr();
-  c.squares = out.squares.data_ptr<float>();
-  run_few_rows(c, x);
+  out.squares = at::empty({kernels::matrix_vector_blocks(out_features)}, x.options().dtype(at::kFloat));
+  kernels::matrix_vector_add(element_type(x), x.data_ptr(), w.data_ptr(), bias.defined() ? bias.data_ptr() : nullptr,
+                             residual.data_ptr(), out.h.data_ptr(), out.squares.data_ptr<float>(), out_features,
+                             w.size(1), at::cuda::getCurrentCUDAStream());
   return out;
 }
 
 bool fused_normed_linear_apply(const at::Tensor& h, const at::Tensor& norm_weight, const at::Tensor& w) {
-  if (!fused_linear_apply(h, w) || !norm_weight.defined() || !norm_weight.is_cuda() ||
-      norm_weight.device() != h.device() || norm_weight.scalar_type() != h.scalar_type() ||
-      !norm_weight.is_contiguous() || norm_weight.numel() != w.size(1))
-    return false;
-  if (rows_of(h) > 1) return reinterpret_cast<std::uintptr_t>(norm_weight.data_ptr()) % 16 == 0;
-  return kernels::normed_matrix_vector_support(w.size(1), h.element_size(), h.data_ptr(), norm_weight.data_ptr(),
+  return fused_linear_apply(h, w) && norm_weight.defined() && norm_weight.is_cuda() &&
+         norm_weight.device() == h.device() && norm_weight.scalar_type() == h.scalar_type() &&
+         norm_weight.is_contiguous() && norm_weight.numel() == w.size(1) &&
+         kernels::normed_matrix_vector_support(w.size(1), h.element_size(), h.data_ptr(), norm_weight.data_ptr(),
                                                w.data_ptr());
 }
 
@@ -317,18 +222,15 @@ kernels::NormedInput normed_input(const ResidualRow& row, const at::Tensor& norm
   GPUJOB_CHECK(norm_weight.defined() && norm_weight.numel() == w.size(1), op, ": the norm weight has ",
                norm_weight.defined() ? norm_weight.numel() : 0, " elements for rows of ", w.size(1));
   GPUJOB_CHECK(fused_normed_linear_apply(row.h, norm_weight, w), op, ": h ", row.h.sizes(), " (", row.h.scalar_type(),
-               "), its norm weight and w ", w.sizes(), " are not operands of the normed linear kernels (1 to ",
-               kernels::kFewRowsMax, " contiguous rows, one row at most 48 KiB, 16-byte rows, one CUDA dtype, "
-               "aligned)");
-  const int64_t rows = rows_of(row.h);
-  GPUJOB_CHECK(row.squares.defined() && row.squares.is_cuda() && row.squares.scalar_type() == at::kFloat &&
-                   row.squares.is_contiguous() && row.squares.dim() == 2 && row.squares.size(0) == rows &&
-                   row.squares.device() == row.h.device(),
-               op, ": the sums of squares must be float32 [", rows, ", n] on ", row.h.device());
+               "), its norm weight and w ", w.sizes(), " are not operands of the normed matrix-vector kernel (one "
+               "contiguous row of at most 48 KiB, 16-byte rows, one CUDA dtype, aligned)");
+  GPUJOB_CHECK(row.squares.is_cuda() && row.squares.scalar_type() == at::kFloat && row.squares.is_contiguous() &&
+                   row.squares.dim() == 1 && row.squares.device() == row.h.device(),
+               op, ": the sums of squares must be float32 [n] on ", row.h.device());
   kernels::NormedInput in;
   in.h = row.h.data_ptr();
   in.squares = row.squares.data_ptr<float>();
-  in.n_squares = row.squares.size(1);
+  in.n_squares = row.squares.numel();
   in.weight = norm_weight.data_ptr();
   in.eps = static_cast<float>(eps);
   in.offset = static_cast<float>(offset);
@@ -338,43 +240,23 @@ kernels::NormedInput normed_input(const ResidualRow& row, const at::Tensor& norm
 }  // namespace
 
 at::Tensor fused_normed_linear(const ResidualRow& row, const at::Tensor& norm_weight, double eps, double offset,
-                               const at::Tensor& w, const at::Tensor& bias, int64_t splits) {
+                               const at::Tensor& w, const at::Tensor& bias) {
   const kernels::NormedInput in = normed_input(row, norm_weight, eps, offset, w, "fused normed linear");
   const int64_t out_features = w.size(0);
   require_bias(bias, row.h, out_features, "fused normed linear");
   at::Tensor out = empty_with_last(row.h, out_features);
-  const void* b = bias.defined() ? bias.data_ptr() : nullptr;
-  if (rows_of(row.h) == 1) {
-    kernels::normed_matrix_vector(element_type(row.h), in, w.data_ptr(), b, out.data_ptr(), out_features, w.size(1),
-                                  at::cuda::getCurrentCUDAStream());
-    return out;
-  }
-  kernels::FewRowsLinear c = few_rows_call(row.h, w, splits);
-  c.normed = &in;
-  c.bias = b;
-  c.out = out.data_ptr();
-  c.out_features = out_features;
-  run_few_rows(c, row.h);
+  kernels::normed_matrix_vector(element_type(row.h), in, w.data_ptr(), bias.defined() ? bias.data_ptr() : nullptr,
+                                out.data_ptr(), out_features, w.size(1), at::cuda::getCurrentCUDAStream());
   return out;
 }
 
 at::Tensor fused_normed_gated_linear(const ResidualRow& row, const at::Tensor& norm_weight, double eps, double offset,
-                                     const at::Tensor& gate_up, bool gelu_tanh, int64_t splits) {
+                                     const at::Tensor& gate_up, bool gelu_tanh) {
   const kernels::NormedInput in = normed_input(row, norm_weight, eps, offset, gate_up, "fused normed gated linear");
   const int64_t width = stacked_width(gate_up, "fused normed gated linear");
   at::Tensor out = empty_with_last(row.h, width);
-  if (rows_of(row.h) == 1) {
-    kernels::normed_gated_matrix_vector(element_type(row.h), in, gate_up.data_ptr(), out.data_ptr(), width,
-                                        gate_up.size(1), gelu_tanh, at::cuda::getCurrentCUDAStream());
-    return out;
-  }
-  kernels::FewRowsLinear c = few_rows_call(row.h, gate_up, splits);
-  c.normed = &in;
-  c.out = out.data_ptr();
-  c.out_features = width;
-  c.gated = true;
-  c.gelu_tanh = gelu_tanh;
-  run_few_rows(c, row.h);
+  kernels::normed_gated_matrix_vector(element_type(row.h), in, gate_up.data_ptr(), out.data_ptr(), width,
+                                      gate_up.size(1), gelu_tanh, at::cuda::getCurrentCUDAStream());
   return out;
 }
 
@@ -483,22 +365,21 @@ std::pair<at::Tensor, at::Tensor> fused_add_rms_norm(const at::Tensor&, const at
   fail("fused ops are built only with a CUDA libtorch");
 }
 bool fused_linear_apply(const at::Tensor&, const at::Tensor&) { return false; }
-at::Tensor fused_linear(const at::Tensor&, const at::Tensor&, const at::Tensor&, int64_t) {
+at::Tensor fused_linear(const at::Tensor&, const at::Tensor&, const at::Tensor&) {
   fail("fused ops are built only with a CUDA libtorch");
 }
-at::Tensor fused_gated_linear(const at::Tensor&, const at::Tensor&, bool, int64_t) {
+at::Tensor fused_gated_linear(const at::Tensor&, const at::Tensor&, bool) {
   fail("fused ops are built only with a CUDA libtorch");
 }
-ResidualRow fused_linear_add(const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&, int64_t) {
+ResidualRow fused_linear_add(const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&) {
   fail("fused ops are built only with a CUDA libtorch");
 }
 bool fused_normed_linear_apply(const at::Tensor&, const at::Tensor&, const at::Tensor&) { return false; }
 at::Tensor fused_normed_linear(const ResidualRow&, const at::Tensor&, double, double, const at::Tensor&,
-                               const at::Tensor&, int64_t) {
+                               const at::Tensor&) {
   fail("fused ops are built only with a CUDA libtorch");
 }
-at::Tensor fused_normed_gated_linear(const ResidualRow&, const at::Tensor&, double, double, const at::Tensor&, bool,
-                                     int64_t) {
+at::Tensor fused_normed_gated_linear(const ResidualRow&, const at::Tensor&, double, double, const at::Tensor&, bool) {
   fail("fused ops are built only with a CUDA libtorch");
 }
 bool fused_attention_inputs_apply(const at::Tensor&, int64_t) { return false; }

@@ -1,6 +1,6 @@
-// The tensor-core product the 16-bit kernels of the model layer use (decode attention, few-row
-// linear layers): mma.sync m16n8k16 with float32 accumulators, and the packing of two elements
-// into one operand register.
+// The tensor-core product of the model layer's 16-bit kernels (decode attention): mma.sync
+// m16n8k16 with float32 accumulators, its fragment layouts, and the packing of two elements into
+// one operand register.
 #pragma once
 
 #include <cuda_bf16.h>

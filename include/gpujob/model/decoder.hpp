@@ -158,8 +158,7 @@ class Decoder {
   at::Tensor mlp_activation(int64_t layer, const NormedInput& x) const;
   // A layer whose output the shards sum (o, down): linear, then the all-reduce.
   at::Tensor project_out(const at::Tensor& x, const at::Tensor& w) const;
-  // Whether block `layer` folds its norms for attention output attn and residual h (the rows of a
-  // decode step, as many as fused_linear takes).
+  // Whether block `layer` folds its norms for attention output attn and residual h (one row).
   bool folds_norms(int64_t layer, const at::Tensor& attn, const at::Tensor& h, const Step& step) const;
   Residual block(int64_t layer, const Residual& in, Step& step) const;
   // Makes the step's next block compute queries only at `rows` (ForwardRequest::deepest_rows).

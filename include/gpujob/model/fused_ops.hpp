@@ -35,57 +35,48 @@ at::Tensor fused_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tens
 std::pair<at::Tensor, at::Tensor> fused_add_rms_norm(const at::Tensor& a, const at::Tensor& b, const at::Tensor& weight,
                                                      double eps, double offset);
 
-// The linear layers of a decode step (one token per sequence, at most kFusedLinearRows sequences):
-// one row on CUDA cores (a warp per output streams its weight row once), 2 to kFusedLinearRows rows
-// on tensor cores (a block per 128 outputs and slice of the inputs, the slices summed in a fixed
-// order by the last block to finish). Each variant below does in one kernel what several ATen ops
-// do, with the same float32 sums rounded once to the dtype. `splits`: slices of the inputs summed
-// by separate blocks at two rows and more (0: chosen for the device; for tests and benchmarks).
-constexpr int64_t kFusedLinearRows = 32;
-
-// Whether fused_linear takes x and w: CUDA tensors of one dtype, x contiguous with 1 to
-// kFusedLinearRows rows (the product of every dimension but the last), w contiguous [out, in], the
-// row length a multiple of 16 bytes; from two rows bfloat16 or float16 and in a multiple of 32.
-// With more rows a GEMM library is the better kernel.
+// Whether fused_linear takes x and w: CUDA tensors of one dtype, x a single contiguous row (every
+// dimension but the last of size 1), w contiguous [out, in], the row length a multiple of 16
+// bytes. From two rows on a GEMM library is the better kernel (bench/linear_bench.cpp).
 bool fused_linear_apply(const at::Tensor& x, const at::Tensor& w);
 
-// at::linear(x, w, bias), where fused_linear_apply holds.
-at::Tensor fused_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias, int64_t splits = 0);
+// at::linear(x, w, bias) for the one row of a one-sequence decode step: a matrix-vector kernel
+// that streams each weight once, float32 sums rounded once. Only where fused_linear_apply holds.
+at::Tensor fused_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias);
 
-// The first half of a gated MLP: round(act(g)) * u with g, u = at::linear(x, gate_up) split in half
-// (gate_up [2 * width, in], gate rows first), as fused_gated_activation computes it from that
-// output, in one kernel that reads both weight rows of each output. Where fused_linear_apply(x,
-// gate_up) holds. Returns [..., width].
-at::Tensor fused_gated_linear(const at::Tensor& x, const at::Tensor& gate_up, bool gelu_tanh, int64_t splits = 0);
+// The first half of a gated MLP for the one row of a one-sequence decode step: round(act(g)) * u
+// with g, u = at::linear(x, gate_up) split in half (gate_up [2 * width, in], gate rows first), as
+// fused_gated_activation computes it from that output, but in one kernel that reads both weight
+// rows of each output. Only where fused_linear_apply(x, gate_up) holds. Returns [..., width].
+at::Tensor fused_gated_linear(const at::Tensor& x, const at::Tensor& gate_up, bool gelu_tanh);
 
-// The residual stream after a layer that added its output to it (fused_linear_add), with what the
-// next RMSNorm needs so that it can run inside the next layer's kernel: squares [rows, n], float32
-// sums of squares of each row of h over n consecutive blocks of features (their total is the row's
-// sum of squares).
+// The residual stream of one row after a layer that added its output to it (fused_linear_add), with
+// what the next RMSNorm needs so that it can run inside the next layer's kernel: float32 sums of
+// squares of h over consecutive blocks of features (their total is the row's sum of squares).
 struct ResidualRow {
   at::Tensor h, squares;
 };
 
-// residual + at::linear(x, w, bias), both rounded to the dtype as the two ops round them, and the
-// sums of squares of the result: the o and down projections of a decode step with their residual
-// additions. Where fused_linear_apply(x, w) holds; residual contiguous, of the output's shape and
-// x's dtype.
+// residual + at::linear(x, w, bias) for one row, both rounded to the dtype as the two ops round
+// them, and the sums of squares of the result: the o and down projections of a one-sequence decode
+// step with their residual additions. Where fused_linear_apply(x, w) holds; residual contiguous,
+// of the output's shape and x's dtype.
 ResidualRow fused_linear_add(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias,
-                             const at::Tensor& residual, int64_t splits = 0);
+                             const at::Tensor& residual);
 
-// Whether the normed kernels below take h, the norm weight and the layer weight w:
-// fused_linear_apply(h, w), a contiguous 16-byte aligned norm weight of h's dtype and device with a
-// weight per element of a row, and at one row the row fits one block's shared memory (48 KiB).
+// Whether the normed kernels below take row h, the norm weight and the layer weight w:
+// fused_linear_apply(h, w), a contiguous norm weight of h's dtype and device with a weight per
+// element of the row, and the row fits one block's shared memory (48 KiB).
 bool fused_normed_linear_apply(const at::Tensor& h, const at::Tensor& norm_weight, const at::Tensor& w);
 
 // at::linear(RMSNorm(row.h), w, bias) and fused_gated_linear(RMSNorm(row.h), gate_up, gelu_tanh) with
-// the norm (norm_weight, eps, offset as in fused_rms_norm) inside the layer's kernel, its sums of
-// squares taken from row.squares: the q/k/v and gate/up layers of a decode step without a norm
-// kernel before them. Where fused_normed_linear_apply(row.h, norm_weight, w) holds.
+// the norm (norm_weight, eps, offset as in fused_rms_norm) inside the matrix-vector kernel, its sum
+// of squares taken from row.squares: the q/k/v and gate/up layers of a one-sequence decode step
+// without a norm kernel before them. Where fused_normed_linear_apply(row.h, norm_weight, w) holds.
 at::Tensor fused_normed_linear(const ResidualRow& row, const at::Tensor& norm_weight, double eps, double offset,
-                               const at::Tensor& w, const at::Tensor& bias, int64_t splits = 0);
+                               const at::Tensor& w, const at::Tensor& bias);
 at::Tensor fused_normed_gated_linear(const ResidualRow& row, const at::Tensor& norm_weight, double eps, double offset,
-                                     const at::Tensor& gate_up, bool gelu_tanh, int64_t splits = 0);
+                                     const at::Tensor& gate_up, bool gelu_tanh);
 
 // Where fused_attention_inputs writes k and v: rows of the KV cache tensors (each [..., kv_heads,
 // head_dim] contiguous), rows[t] (int64, one per token; negative: skip the token) for token t.
