@@ -33,6 +33,18 @@ count_lines() {
   grep -Ec -- "$1" "$2" || true
 }
 
+# Waits (up to 30 s) until no step daemon of an earlier job is left. The simulated nodes share one
+# host, and a job's slurmstepd tears down its PMIx server state after sbatch --wait has returned;
+# the next job's ranks start their own on the same nodes, so the tests let the teardown finish.
+settle_nodes() {
+  local i
+  for ((i = 0; i < 60; i++)); do
+    pgrep -x slurmstepd >/dev/null || return 0
+    sleep 0.5
+  done
+  say "note: step daemons of an earlier job still running after 30 s"
+}
+
 # Submits slurm/sweep.sh with sbatch --wait; sets JOB (id) and JOB_RC (sbatch's exit status, which
 # is the batch script's). Usage: submit NAME [sbatch options] -- CONFIG [gpujob options]
 submit() {
@@ -41,6 +53,7 @@ submit() {
   while (($#)) && [[ $1 != -- ]]; do opts+=("$1"); shift; done
   shift
   rm -f "$WORK/$name.out"
+  settle_nodes
   JOB_RC=0
   JOB=$(sbatch --parsable --wait -J "$name" -o "$WORK/$name.out" "${opts[@]}" \
     "$SOURCE_DIR/slurm/sweep.sh" "$@") || JOB_RC=$?
@@ -55,6 +68,7 @@ submit_async() {
   while (($#)) && [[ $1 != -- ]]; do opts+=("$1"); shift; done
   shift
   rm -f "$WORK/$name.out"
+  settle_nodes
   JOB=$(sbatch --parsable -J "$name" -o "$WORK/$name.out" "${opts[@]}" "$SOURCE_DIR/slurm/sweep.sh" "$@")
   JOB=${JOB%%;*}
 }
