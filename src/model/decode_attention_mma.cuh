@@ -3,12 +3,8 @@
 // decode_attention.cu only.
 #pragma once
 
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-
 #include <cmath>
 #include <cstdint>
-#include <type_traits>
 
 #include "decode_attention_block.cuh"
 #include "kernel_launch.cuh"

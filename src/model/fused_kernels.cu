@@ -140,11 +140,12 @@ __global__ void attention_inputs_kernel(AttentionInputs in) {
   const int64_t warp = static_cast<int64_t>(blockIdx.x) * kHeadWarps + threadIdx.x / 32;
   const bool cached = in.cache_rows != nullptr;
   const int64_t per_token = in.heads + in.kv_heads * (cached ? 2 : 1);
-  if (warp >= in.tokens * per_token) return;
   const int64_t token = warp / per_token, head = warp % per_token, dim = in.dim;
   const bool is_q = head < in.heads;
   // The norm weights are constant: read before waiting for the inputs (see rms_norm_vector_kernel);
-  // the inputs, cos and sin are then read together, one latency instead of one after another.
+  // the inputs, cos and sin are then read together, one latency instead of one after another. A
+  // warp past the last token has a valid head, so its reads stay in the weights; it leaves after
+  // the wait, as kernel_launch.cuh asks of every thread.
   const T* norm = head < in.heads + in.kv_heads ? static_cast<const T*>(is_q ? in.q_norm : in.k_norm) : nullptr;
   float norm_w[kPerLane];
   if (norm != nullptr) {
@@ -152,6 +153,7 @@ __global__ void attention_inputs_kernel(AttentionInputs in) {
     for (int j = 0; j < kPerLane; ++j) norm_w[j] = to_float(norm[lane + 32 * j]);
   }
   wait_for_prior_grids();
+  if (warp >= in.tokens * per_token) return;
   const int64_t cache_row = cached ? in.cache_rows[token] : 0;
   // A padding token's k and v are not kept; its q is still written (as the unfused path does).
   if (!is_q && cache_row < 0) return;
