@@ -98,8 +98,9 @@ NcclCollectives::~NcclCollectives() = default;
 
 bool NcclCollectives::available() { return true; }
 
+// One rank calls NCCL too (where it copies, or does nothing): jobs make NCCL groups of two or
+// more shards only, and a one-GPU test then runs the same calls, eagerly and in CUDA graphs.
 void NcclCollectives::all_reduce_sum(at::Tensor& tensor) {
-  if (size_ == 1) return;
   state_->check_tensor(tensor, "all_reduce_sum");
   at::Tensor buffer = tensor.contiguous();
   const ncclDataType_t type = nccl_type(buffer.scalar_type());
@@ -114,7 +115,6 @@ void NcclCollectives::all_reduce_sum(at::Tensor& tensor) {
 }
 
 at::Tensor NcclCollectives::all_gather(const at::Tensor& tensor, int64_t dim) {
-  if (size_ == 1) return tensor;
   state_->check_tensor(tensor, "all_gather");
   const int64_t rank_dims = tensor.dim();
   GPUJOB_CHECK(dim >= -rank_dims && dim < rank_dims, "NcclCollectives::all_gather: dim ", dim,

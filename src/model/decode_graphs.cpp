@@ -43,7 +43,7 @@ struct DecodeGraphs::Impl {
     inputs_device = at::zeros({2, S}, longs.device(device));
     ids_device = inputs_device[0];
     positions_device = inputs_device[1];
-    use_graphs = graphs && device.is_cuda() && decoder.options().shard_count == 1;
+    use_graphs = graphs && decoder.decode_step_capturable();
 #ifdef GPUJOB_WITH_CUDA
     host_staging = at::empty({2, S}, longs.pinned_memory(device.is_cuda()));
     if (use_graphs) pool = at::cuda::graph_pool_handle();

@@ -68,6 +68,10 @@ Collectives& Decoder::collectives() const {
   return options_.collectives != nullptr ? *options_.collectives : identity_;
 }
 
+bool Decoder::decode_step_capturable() const {
+  return options_.device.is_cuda() && collectives().graph_capturable();
+}
+
 at::Tensor Decoder::rms_norm(const at::Tensor& x, const at::Tensor& weight) const {
   // Normalise in float32 as HF does; Gemma scales by (1 + w) in float32 before casting back,
   // Llama/Qwen cast back first and then scale by w in the model dtype.

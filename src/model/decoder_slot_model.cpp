@@ -13,8 +13,7 @@ namespace {
 
 SlotDecode resolve(SlotDecode decode, const Decoder& decoder) {
   if (decode != SlotDecode::kAuto) return decode;
-  const bool graphs_apply = decoder.options().device.is_cuda() && decoder.options().shard_count == 1;
-  return graphs_apply ? SlotDecode::kCudaGraphs : SlotDecode::kPerCall;
+  return decoder.decode_step_capturable() ? SlotDecode::kCudaGraphs : SlotDecode::kPerCall;
 }
 
 }  // namespace

@@ -58,6 +58,7 @@ class ThreadCollectives final : public Collectives {
   at::Tensor all_gather(const at::Tensor& t, int64_t dim) override {
     return at::cat(group_.exchange(rank_, t), dim);
   }
+  bool graph_capturable() const override { return false; }  // the threads meet on the host
 
  private:
   ThreadGroup& group_;

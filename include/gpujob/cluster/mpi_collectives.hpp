@@ -21,6 +21,7 @@ class MpiCollectives final : public model::Collectives {
   int size() const override { return size_; }
   void all_reduce_sum(at::Tensor& tensor) override;
   at::Tensor all_gather(const at::Tensor& tensor, int64_t dim) override;
+  bool graph_capturable() const override { return false; }  // the host waits for MPI
 
   MPI_Comm comm() const { return comm_.get(); }
 

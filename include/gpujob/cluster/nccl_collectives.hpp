@@ -28,6 +28,8 @@ class NcclCollectives final : public model::Collectives {
   int size() const override { return size_; }
   void all_reduce_sum(at::Tensor& tensor) override;
   at::Tensor all_gather(const at::Tensor& tensor, int64_t dim) override;
+  // NCCL calls are captured into CUDA graphs (the collectives' stream joins the captured one).
+  bool graph_capturable() const override { return true; }
 
   // True when this build can create NCCL communicators.
   static bool available();

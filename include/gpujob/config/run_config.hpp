@@ -62,7 +62,7 @@ struct GenerationSettings {
   int batch_size = 16;             // sequences decoded together per generator rank
   int max_model_len = 4096;        // prompt + completion tokens, at most (sizes the KV cache)
   int max_prefill_tokens = 8192;   // prompt tokens (padded) one prefill call takes; bounds its memory
-  bool cuda_graphs = true;         // replay decode steps from CUDA graphs (CUDA, one shard)
+  bool cuda_graphs = true;         // replay decode steps from CUDA graphs (CUDA)
   std::string output;              // job generate: JSONL file written in data order
   std::string cache_dir;           // completion cache; empty = <output_dir>/cache
 };

@@ -17,6 +17,9 @@ class Collectives {
   virtual void all_reduce_sum(at::Tensor& tensor) = 0;
   // Concatenates every shard's `tensor` along `dim`, in rank order.
   virtual at::Tensor all_gather(const at::Tensor& tensor, int64_t dim) = 0;
+  // True when the operations only queue work on the current CUDA stream (no host wait, no host
+  // copy), so a CUDA graph can capture them along with the decoder's kernels.
+  virtual bool graph_capturable() const = 0;
 };
 
 // One process, one shard: both operations are the identity.
@@ -26,6 +29,7 @@ class IdentityCollectives final : public Collectives {
   int size() const override { return 1; }
   void all_reduce_sum(at::Tensor&) override {}
   at::Tensor all_gather(const at::Tensor& tensor, int64_t) override { return tensor; }
+  bool graph_capturable() const override { return true; }
 };
 
 }  // namespace gpujob::model

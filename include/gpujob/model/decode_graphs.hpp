@@ -12,11 +12,14 @@ namespace gpujob::model {
 class Decoder;
 class KvCache;
 
-// Runs Decoder::decode_step over all slots of one cache. On a CUDA device with one shard and
+// Runs Decoder::decode_step over all slots of one cache. Where a graph can capture the step
+// (Decoder::decode_step_capturable: a CUDA device, and NCCL between tensor-parallel shards) and
 // `use_graphs`, each key length (a bucket boundary: Decoder::attended_key_length) is captured
 // once into a CUDA graph and replayed after that: one launch per step instead of hundreds of
-// kernel launches from the host, which is what bounds decoding at small batch. Otherwise (CPU,
-// tensor-parallel shards, or use_graphs false) the same step runs eagerly, so both paths share
+// kernel launches from the host, which is what bounds decoding at small batch. Shards capture their
+// all-reduces in the graph: every shard captures and replays the same steps, so the collectives
+// stay in the same order. Otherwise (CPU, MPI between shards, or use_graphs false) the same step
+// runs eagerly, so both paths share
 // everything but the capture. A capture that fails (out of memory, say) turns graphs off for this
 // object with a warning and the step runs eagerly; nothing is lost.
 class DecodeGraphs {

@@ -112,6 +112,9 @@ class Decoder {
   // ignored. Token ids are not range-checked here (they come from this model's own sampler).
   at::Tensor decode_step(KvCache& cache, const at::Tensor& ids, const at::Tensor& positions,
                          int64_t key_len) const;
+  // True when a CUDA graph can capture decode_step: a CUDA device, and collectives between shards
+  // (if any) that only queue work on the stream (NCCL; not MPI, whose host waits).
+  bool decode_step_capturable() const;
 
   // Cached calls attend over key positions [0, K): K is the longest slot's length after the call
   // rounded up to a multiple of the bucket, capped at the cache's max_len. Between two bucket

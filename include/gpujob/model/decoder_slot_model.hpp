@@ -15,7 +15,7 @@ class DecodeGraphs;
 
 // How a decode step (one new token per slot) that covers at least half of the slots runs.
 enum class SlotDecode {
-  kAuto,        // kCudaGraphs on a CUDA device with one shard, else kPerCall
+  kAuto,        // kCudaGraphs where Decoder::decode_step_capturable, else kPerCall
   kPerCall,     // Decoder::forward_cached over exactly the slots of the call
   kAllSlots,    // Decoder::decode_step over every slot (fixed shapes), run eagerly
   kCudaGraphs,  // kAllSlots replayed from CUDA graphs where they apply (DecodeGraphs)
