@@ -42,6 +42,7 @@
 #include "gpujob/cluster/shard_collectives.hpp"
 #include "gpujob/cluster/world.hpp"
 #include "gpujob/io/fingerprint.hpp"
+#include "gpujob/util/log.hpp"
 #include "gpujob/model/decoder.hpp"
 #include "gpujob/model/kv_cache_plan.hpp"
 #include "gpujob/model/device.hpp"
@@ -86,6 +87,7 @@ std::string digest(const std::vector<gpujob::model::Completion>& completions) {
 int main(int argc, char** argv) {
   using namespace gpujob;
   ShardGroup shards(&argc, &argv);
+  init_logging(shards.size > 1 ? shards.rank : -1);  // the jobs' log format and GPUJOB_LOG_LEVEL
   const bench::Args args(argc, argv,
                          {{"batch", "32"}, {"prompts", "32"}, {"prompt-len", "256"}, {"new", "128"},
                           {"dtype", "bfloat16"}, {"device", "cuda"}, {"warmup-prompts", "0"}, {"graphs", "1"}, {"fused", "1"},

@@ -1,0 +1,151 @@
+// Does the choice of GEMM algorithm matter for the linear layers of a decode step of a few rows?
+// For each layer shape and row count: at::linear as the decoder calls it (libtorch's default BLAS
+// backend), at::linear with cuBLASLt preferred (libtorch 2.3+), and every algorithm cuBLASLt's
+// heuristics offer for y = x W^T in bfloat16 (up to 64, with a 64 MiB workspace), each timed from a
+// CUDA graph of 32 calls over enough copies of the weight that none is still in the L2 cache
+// (bench/graph_timing.hpp). Prints weight GB/s: the first choice of the heuristics, the best of
+// them, and which one that is. CUDA builds only.
+//
+//   blas_algorithms_bench [ROWS ...]     default: 8 16 32; the Qwen3-8B layers
+#include <ATen/ATen.h>
+#include <ATen/Context.h>
+#include <torch/version.h>
+
+#include <cublasLt.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "graph_timing.hpp"
+
+using bench::seconds_per_call;
+
+namespace {
+
+void check(cublasStatus_t status, const char* what) {
+  if (status != CUBLAS_STATUS_SUCCESS) {
+    std::fprintf(stderr, "blas_algorithms_bench: %s failed with cuBLAS status %d\n", what, static_cast<int>(status));
+    std::exit(1);
+  }
+}
+
+// One GEMM shape y[rows, out] = x[rows, in] W[out, in]^T in cuBLASLt's column-major terms:
+// D[out, rows] = op(A) B with A = W stored as [in, out] (transposed), B = x as [in, rows].
+struct LtGemm {
+  cublasLtHandle_t handle = nullptr;
+  cublasLtMatmulDesc_t desc = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
+  cublasLtMatmulPreference_t preference = nullptr;
+
+  LtGemm(cublasLtHandle_t h, int64_t out, int64_t in, int64_t rows, size_t workspace) : handle(h) {
+    check(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F), "cublasLtMatmulDescCreate");
+    const cublasOperation_t transpose = CUBLAS_OP_T;
+    check(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &transpose, sizeof(transpose)),
+          "CUBLASLT_MATMUL_DESC_TRANSA");
+    check(cublasLtMatrixLayoutCreate(&a, CUDA_R_16BF, in, out, in), "layout A");
+    check(cublasLtMatrixLayoutCreate(&b, CUDA_R_16BF, in, rows, in), "layout B");
+    check(cublasLtMatrixLayoutCreate(&d, CUDA_R_16BF, out, rows, out), "layout D");
+    check(cublasLtMatmulPreferenceCreate(&preference), "cublasLtMatmulPreferenceCreate");
+    check(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace,
+                                               sizeof(workspace)),
+          "CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES");
+  }
+  ~LtGemm() {
+    cublasLtMatmulPreferenceDestroy(preference);
+    cublasLtMatrixLayoutDestroy(d);
+    cublasLtMatrixLayoutDestroy(b);
+    cublasLtMatrixLayoutDestroy(a);
+    cublasLtMatmulDescDestroy(desc);
+  }
+  std::vector<cublasLtMatmulHeuristicResult_t> algorithms(int wanted) const {
+    std::vector<cublasLtMatmulHeuristicResult_t> found(static_cast<size_t>(wanted));
+    int count = 0;
+    check(cublasLtMatmulAlgoGetHeuristic(handle, desc, a, b, d, d, preference, wanted, found.data(), &count),
+          "cublasLtMatmulAlgoGetHeuristic");
+    found.resize(static_cast<size_t>(count));
+    return found;
+  }
+  void run(const cublasLtMatmulAlgo_t& algo, const at::Tensor& w, const at::Tensor& x, at::Tensor& y,
+           at::Tensor& workspace) const {
+    const float one = 1.0f, zero = 0.0f;
+    check(cublasLtMatmul(handle, desc, &one, w.data_ptr(), a, x.data_ptr(), b, &zero, y.data_ptr(), d, y.data_ptr(), d,
+                         &algo, workspace.data_ptr(), static_cast<size_t>(workspace.numel()),
+                         at::cuda::getCurrentCUDAStream().stream()),
+          "cublasLtMatmul");
+  }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<int64_t> row_counts = {8, 16, 32};
+  if (argc > 1) {
+    row_counts.clear();
+    for (int i = 1; i < argc; ++i) row_counts.push_back(std::stoll(argv[i]));
+  }
+  struct Shape {
+    const char* name;
+    int64_t out, in;
+  };
+  const std::vector<Shape> shapes = {{"q/k/v", 6144, 4096}, {"o", 4096, 4096}, {"gate/up", 24576, 4096},
+                                     {"down", 4096, 12288}, {"LM head", 151936, 4096}};
+  const auto opts = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
+  at::Tensor workspace = at::empty({64 << 20}, opts.dtype(at::kByte));
+  cublasLtHandle_t handle = nullptr;
+  check(cublasLtCreate(&handle), "cublasLtCreate");
+
+  std::printf("%-8s %5s %10s %10s %10s %10s %6s %s\n", "layer", "rows", "linear", "linear Lt", "Lt first",
+              "Lt best", "algos", "best: index (heuristic order), tile id, split-K, stages id");
+  for (const Shape& s : shapes) {
+    const double bytes = 2.0 * s.out * s.in;
+    const int copies = static_cast<int>(std::max(2.0, 1.5e9 / bytes));
+    std::vector<at::Tensor> weights;
+    for (int c = 0; c < copies; ++c) weights.push_back(at::randn({s.out, s.in}, opts) * 0.02);
+    for (const int64_t rows : row_counts) {
+      const at::Tensor x = at::randn({rows, s.in}, opts);
+      at::Tensor y = at::empty({rows, s.out}, opts);
+      const auto rate = [&](double seconds) { return bytes / seconds / 1e9; };
+      const double linear = seconds_per_call([&](int i) { y = at::linear(x, weights[i % copies]); }, 32);
+      double linear_lt = 0;
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 3)
+      const at::BlasBackend before = at::globalContext().blasPreferredBackend();
+      at::globalContext().setBlasPreferredBackend(at::BlasBackend::Cublaslt);
+      linear_lt = seconds_per_call([&](int i) { y = at::linear(x, weights[i % copies]); }, 32);
+      at::globalContext().setBlasPreferredBackend(before);
+#endif
+      const LtGemm gemm(handle, s.out, s.in, rows, static_cast<size_t>(workspace.numel()));
+      const auto algorithms = gemm.algorithms(64);
+      double first = 0, best = 1e30;
+      size_t best_index = 0;
+      at::Tensor out = at::empty({rows, s.out}, opts);
+      // Each algorithm's result is checked against at::linear, so a wrong one cannot win.
+      const at::Tensor want = at::linear(x, weights[0]).to(at::kFloat);
+      for (size_t k = 0; k < algorithms.size(); ++k) {
+        gemm.run(algorithms[k].algo, weights[0], x, out, workspace);
+        const double error = (out.to(at::kFloat) - want).abs().max().item<double>();
+        if (error > 0.05 * want.abs().max().item<double>()) {
+          std::fprintf(stderr, "%s rows %lld: algorithm %zu is off by %g\n", s.name, static_cast<long long>(rows), k, error);
+          continue;
+        }
+        const double t = seconds_per_call([&](int i) { gemm.run(algorithms[k].algo, weights[i % copies], x, out, workspace); }, 32);
+        if (k == 0) first = t;
+        if (t < best) best = t, best_index = k;
+      }
+      int tile = -1, split_k = -1, stages = -1;
+      size_t written = 0;
+      if (!algorithms.empty()) {
+        const cublasLtMatmulAlgo_t& algo = algorithms[best_index].algo;
+        cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_TILE_ID, &tile, sizeof(tile), &written);
+        cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &split_k, sizeof(split_k), &written);
+        cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_STAGES_ID, &stages, sizeof(stages), &written);
+      }
+      std::printf("%-8s %5lld %10.0f %10.0f %10.0f %10.0f %6zu %zu, %d, %d, %d\n", s.name, static_cast<long long>(rows),
+                  rate(linear), linear_lt > 0 ? rate(linear_lt) : 0.0, first > 0 ? rate(first) : 0.0,
+                  best < 1e30 ? rate(best) : 0.0, algorithms.size(), best_index, tile, split_k, stages);
+      std::fflush(stdout);
+    }
+  }
+  cublasLtDestroy(handle);
+  return 0;
+}
