@@ -6,8 +6,9 @@
 # BUILD_DIR: a CUDA build of gpujob (its forward_bench and generate_bench targets are built here).
 # WORK_DIR: where the random-weight checkpoints go (qwen3-8b about 16 GB, gemma3-12b about 24 GB,
 # qwen3-32b about 66 GB); an existing checkpoint is reused. SHAPE default: qwen3-8b gemma3-12b for
-# extract, qwen3-8b for generate, qwen3-32b for tp2 (two GPUs: generate_bench under mpirun -np 2,
-# not part of all). Every line it prints is also appended to WORK_DIR/bench.log.
+# extract, qwen3-8b for generate, qwen3-32b for tp2 (two GPUs: test_nccl_collectives, then
+# generate_bench under mpirun -np 2 with and without CUDA graphs; not part of all). Every line it
+# prints is also appended to WORK_DIR/bench.log.
 set -euo pipefail
 
 (($# >= 2)) || { sed -n '2,12p' "$0" >&2; exit 2; }
@@ -72,13 +73,19 @@ fi
 # Tensor-parallel decode on 2 GPUs: the copy rate (hf_baselines.py limits) over the weight bytes
 # each shard reads per step (generate_bench prints them) is the bandwidth limit.
 if [[ $WHAT == tp2 ]]; then
+  # First the NCCL checks on the two GPUs: sums, gathers, an all-reduce in a CUDA graph, and
+  # sharded generation from graphs against per-call steps and one unsharded decoder.
+  cmake --build "$BUILD" --target test_nccl_collectives >/dev/null
+  run mpirun -np 2 "$BUILD/tests/test_nccl_collectives"
   shapes=("$@")
   ((${#shapes[@]})) || shapes=(qwen3-32b)
   for shape in "${shapes[@]}"; do
     dir=$(model_for "$shape" | tail -n 1)
     run python3 "$HERE/hf_baselines.py" limits
     for batch in 1 32; do
+      # Decode steps replayed from CUDA graphs with the all-reduces inside (the default), then eagerly.
       run mpirun -np 2 "$BUILD/generate_bench" "$dir" --batch "$batch" --prompts "$batch"
+      run mpirun -np 2 "$BUILD/generate_bench" "$dir" --batch "$batch" --prompts "$batch" --graphs 0
     done
   done
 fi
