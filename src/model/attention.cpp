@@ -54,13 +54,13 @@ at::Tensor ungroup(const at::Tensor& out, const at::Tensor& q) {
 
 bool fused_attention_available() { return GPUJOB_HAVE_FUSED_ATTENTION != 0; }
 
-at::Tensor causal_mask(int64_t len, const at::TensorOptions& options) {
-  return at::ones({len, len}, options.dtype(at::kBool)).tril().view({1, 1, len, len});
+at::Tensor causal_mask(int64_t q_len, int64_t k_len, const at::TensorOptions& options) {
+  return at::ones({q_len, k_len}, options.dtype(at::kBool)).tril().view({1, 1, q_len, k_len});
 }
 
 at::Tensor attention_explicit(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                               const at::Tensor& mask, const AttentionParams& params) {
-  const Grouped g = group_queries(q, k, mask.defined() ? mask : causal_mask(q.size(2), q.options()));
+  const Grouped g = group_queries(q, k, mask.defined() ? mask : causal_mask(q.size(2), k.size(2), q.options()));
   at::Tensor scores = at::matmul(g.q, k.transpose(2, 3)) * params.scale;
   if (params.softcap > 0) scores = at::tanh(scores / params.softcap) * params.softcap;
   // The lowest finite value, not -inf, as HF: masked products stay finite everywhere.

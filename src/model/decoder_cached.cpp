@@ -82,6 +82,10 @@ at::Tensor Decoder::forward_cached(KvCache& cache, const std::vector<int64_t>& s
   step.write_src = on_device(src, {static_cast<int64_t>(src.size())});
   step.write_dst = on_device(dst, {static_cast<int64_t>(dst.size())});
   step.cache_rows = on_device(cache_rows, {B * T});
+  // A prefill of fresh slots needs no mask: a real token at position i sees the keys 0..i, all
+  // written by this call, and padding rows (discarded) see what they see. The fused attention
+  // then skips the masked half of the scores and folds no query heads into rows (a copy).
+  step.plain_causal = std::all_of(slots.begin(), slots.end(), [&](int64_t s) { return cache.length(s) == 0; });
 
   Residual r{embed(on_device(ids, {B, T})), {}, {}};
   for (int64_t l = 0; l < config_.num_layers; ++l) r = block(l, r, step);

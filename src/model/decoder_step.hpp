@@ -18,7 +18,9 @@ namespace gpujob::model {
 struct Decoder::Step {
   at::Tensor positions;               // int64 [batch, tokens]: rope positions and mask rows
   int64_t key_len = 0;                // keys each query row is masked against
-  bool plain_causal = false;          // every row at positions 0..tokens-1, keys the same tokens
+  // Every row's queries at positions 0..tokens-1 and its keys from position 0 (key_len >= tokens:
+  // a query never sees a key past its own position, so those past a row's tokens never count).
+  bool plain_causal = false;
   std::map<int64_t, at::Tensor> masks;        // window (0: none) -> bool [batch, 1, tokens, key_len]
   std::map<int64_t, at::Tensor> biases;       // window -> the mask as the fused kernel takes it
   std::map<const void*, RopeTables> tables;   // inv_freq storage -> tables

@@ -38,8 +38,9 @@ at::Tensor attention_explicit(const at::Tensor& q, const at::Tensor& k, const at
 // True when this libtorch build has the fused scaled-dot-product attention.
 bool fused_attention_available();
 
-// The plain causal mask, bool [1, 1, len, len]: query i sees keys 0..i.
-at::Tensor causal_mask(int64_t len, const at::TensorOptions& options);
+// The plain causal mask, bool [1, 1, q_len, k_len] (k_len >= q_len): query i sees keys 0..i, the
+// alignment of the fused kernel's is_causal (queries and keys both start at position 0).
+at::Tensor causal_mask(int64_t q_len, int64_t k_len, const at::TensorOptions& options);
 
 // Mask for queries at positions q_pos [batch, q_len] over keys at positions 0..k_len-1:
 // key j is visible when j <= q_pos and, with a window w > 0, j > q_pos - w. bool [batch, 1, q_len, k_len].
