@@ -55,6 +55,33 @@ set -uo pipefail  # no -e: the statuses of the launcher and scontrol are inspect
 
 log() { echo "sweep.sh: $*"; }
 
+# The traps come first: Slurm may send the warning as soon as the job starts (up to a minute early),
+# and a batch shell that has no trap for USR1 yet dies of it, with no requeue.
+child=""
+stop_signal=""
+interrupted=0
+# shellcheck disable=SC2317  # called from the traps below
+on_signal() {
+  interrupted=1
+  [[ -n $stop_signal ]] && return 0  # already stopping
+  stop_signal=$1
+  log "SIG$1 received: asking gpujob to stop"
+  # srun and mpirun pass USR1 on to every rank; TERM would make mpirun kill the ranks at once.
+  signal_ranks
+  return 0
+}
+# USR1 to the launcher, and to the ranks it started on this node: some Open MPI builds' mpirun
+# does not forward USR1, and one rank that has it stops the whole job. Ranks that srun starts are
+# not its children (pkill then finds none; srun forwards the signal itself).
+signal_ranks() {
+  [[ -n $child ]] || return 0
+  kill -USR1 "$child" 2>/dev/null
+  pkill -USR1 -P "$child" 2>/dev/null
+  return 0
+}
+trap 'on_signal USR1' USR1
+trap 'on_signal TERM' TERM
+
 if (($# < 1)); then
   echo "usage: sbatch [sbatch options] slurm/sweep.sh CONFIG [gpujob options]" >&2
   exit 2
@@ -90,41 +117,23 @@ esac
 log "job ${SLURM_JOB_ID:-?} run $((restarts + 1)) on ${SLURM_JOB_NODELIST:-?}" \
   "(${SLURM_NNODES:-?} nodes, ${SLURM_NTASKS:-?} ranks): ${cmd[*]}"
 
-child=""
-stop_signal=""
-interrupted=0
-# shellcheck disable=SC2317  # called from the traps below
-on_signal() {
-  interrupted=1
-  [[ -n $stop_signal ]] && return 0  # already stopping
-  stop_signal=$1
-  log "SIG$1 received: asking gpujob to stop"
-  # srun and mpirun pass USR1 on to every rank; TERM would make mpirun kill the ranks at once.
-  signal_ranks
-  return 0
-}
-# USR1 to the launcher, and to the ranks it started on this node: some Open MPI builds' mpirun
-# does not forward USR1, and one rank that has it stops the whole job. Ranks that srun starts are
-# not its children (pkill then finds none; srun forwards the signal itself).
-signal_ranks() {
-  [[ -n $child ]] || return 0
-  kill -USR1 "$child" 2>/dev/null
-  pkill -USR1 -P "$child" 2>/dev/null
-  return 0
-}
-trap 'on_signal USR1' USR1
-trap 'on_signal TERM' TERM
 
-"${cmd[@]}" &
-child=$!
-[[ -n $stop_signal ]] && signal_ranks  # a signal that came before the launch
-while :; do
-  interrupted=0
-  wait "$child"
-  rc=$?
-  ((interrupted)) || break  # wait returns early when a trapped signal arrives: wait again
-done
-log "gpujob exited with status $rc"
+if [[ -n $stop_signal ]]; then
+  # The warning came before the launch: nothing has started, so nothing needs stopping.
+  log "SIG$stop_signal came before gpujob started: not starting it"
+  rc=$stop_status
+else
+  "${cmd[@]}" &
+  child=$!
+  [[ -n $stop_signal ]] && signal_ranks  # a signal that came while the launcher started
+  while :; do
+    interrupted=0
+    wait "$child"
+    rc=$?
+    ((interrupted)) || break  # wait returns early when a trapped signal arrives: wait again
+  done
+  log "gpujob exited with status $rc"
+fi
 
 # Slurm may send the warning up to a minute early, even before gpujob has set up its handlers; the
 # ranks then die of the USR1 itself (status 138), with the progress recorded so far intact.
