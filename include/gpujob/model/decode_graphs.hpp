@@ -19,9 +19,9 @@ class KvCache;
 // kernel launches from the host, which is what bounds decoding at small batch. Shards capture their
 // all-reduces in the graph: every shard captures and replays the same steps, so the collectives
 // stay in the same order. Otherwise (CPU, MPI between shards, or use_graphs false) the same step
-// runs eagerly, so both paths share
-// everything but the capture. A capture that fails (out of memory, say) turns graphs off for this
-// object with a warning and the step runs eagerly; nothing is lost.
+// runs eagerly, so both paths share everything but the capture. A capture that fails (out of
+// memory, say) turns graphs off for this object with a warning and the step runs eagerly; nothing
+// is lost.
 class DecodeGraphs {
  public:
   // Neither is owned; both must outlive this object.
