@@ -2,7 +2,8 @@
 # Builds gpujob against a CUDA libtorch and checks it on this machine's GPU:
 #   1. the test suite (ctest; the Slurm test is left out),
 #   2. every golden checkpoint's hidden states in bfloat16 on the GPU against HF float32
-#      (GPUJOB_TEST_DEVICE=cuda test_model_goldens) and fused attention against the fallback,
+#      (GPUJOB_TEST_DEVICE=cuda test_model_goldens), fused attention against the fallback, and
+#      test_attention on the GPU,
 #   3. the extract job end to end on the GPU against HF transformers, bfloat16 and float32
 #      (tests/golden/check_device_extract.py; needs python3 with torch, transformers, h5py),
 #   4. the demo's pipeline on one GPU (generate, release, extract, sweep in one rank), then again
@@ -44,6 +45,9 @@ tail -n 2 "$logs/goldens.log"
 grep -E "largest" "$logs/goldens-fused.log" | tail -n 2; tail -n 2 "$logs/goldens-fused.log"
 (cd "$build" && GPUJOB_SOURCE_DIR=$root tests/test_decoder "fused*") > "$logs/fused.log" 2>&1 || fail "fused attention"
 tail -n 2 "$logs/fused.log"
+(cd "$build" && GPUJOB_TEST_DEVICE=cuda tests/test_attention) > "$logs/attention.log" 2>&1 ||
+  fail "attention on cuda, plain causal over more keys than queries included (see $logs/attention.log)"
+tail -n 2 "$logs/attention.log"
 
 step "extract job on the GPU against HF transformers"
 for dtype in bfloat16 float32; do
