@@ -47,18 +47,29 @@ settle_nodes() {
 
 # Submits slurm/sweep.sh with sbatch --wait; sets JOB (id) and JOB_RC (sbatch's exit status, which
 # is the batch script's). Usage: submit NAME [sbatch options] -- CONFIG [gpujob options]
+#
+# A job in which a rank crashed inside Open MPI's start-up is submitted once more (its first output
+# is kept as NAME.first.out). The sign is Open MPI's own crash report ("*** Process received signal
+# ***"): gpujob replaces that handler with its own right after MPI_Init, so the crash came before
+# gpujob ran any code of its own. Seen in three fresh CI runs so far, each time in Open MPI's TCP
+# wire-up between the two simulated nodes that share this host; any other failure fails at once.
 submit() {
-  local name=$1 opts=()
+  local name=$1 opts=() attempt
   shift
   while (($#)) && [[ $1 != -- ]]; do opts+=("$1"); shift; done
   shift
-  rm -f "$WORK/$name.out"
-  settle_nodes
-  JOB_RC=0
-  JOB=$(sbatch --parsable --wait -J "$name" -o "$WORK/$name.out" "${opts[@]}" \
-    "$SOURCE_DIR/slurm/sweep.sh" "$@") || JOB_RC=$?
-  JOB=${JOB%%;*}
-  say "job $name ($JOB) finished with status $JOB_RC"
+  for attempt in 1 2; do
+    rm -f "$WORK/$name.out"
+    settle_nodes
+    JOB_RC=0
+    JOB=$(sbatch --parsable --wait -J "$name" -o "$WORK/$name.out" "${opts[@]}" \
+      "$SOURCE_DIR/slurm/sweep.sh" "$@") || JOB_RC=$?
+    JOB=${JOB%%;*}
+    say "job $name ($JOB) finished with status $JOB_RC"
+    ((attempt == 1)) && grep -q -- '\*\*\* Process received signal \*\*\*' "$WORK/$name.out" || break
+    say "note: a rank of job $name crashed inside Open MPI's start-up (Open MPI's own report); submitting it once more"
+    mv "$WORK/$name.out" "$WORK/$name.first.out"
+  done
 }
 
 # Submits without waiting; sets JOB.
