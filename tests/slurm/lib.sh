@@ -72,16 +72,29 @@ submit() {
   done
 }
 
-# Submits without waiting; sets JOB.
+# Submits without waiting for the end; sets JOB. Returns once gpujob has printed its first line,
+# the job has ended, or 60 s have passed; a job that ended with a rank crashed inside Open MPI's
+# start-up (see submit) is submitted once more.
 submit_async() {
-  local name=$1 opts=()
+  local name=$1 opts=() attempt i
   shift
   while (($#)) && [[ $1 != -- ]]; do opts+=("$1"); shift; done
   shift
-  rm -f "$WORK/$name.out"
-  settle_nodes
-  JOB=$(sbatch --parsable -J "$name" -o "$WORK/$name.out" "${opts[@]}" "$SOURCE_DIR/slurm/sweep.sh" "$@")
-  JOB=${JOB%%;*}
+  for attempt in 1 2; do
+    rm -f "$WORK/$name.out"
+    settle_nodes
+    JOB=$(sbatch --parsable -J "$name" -o "$WORK/$name.out" "${opts[@]}" "$SOURCE_DIR/slurm/sweep.sh" "$@")
+    JOB=${JOB%%;*}
+    for ((i = 0; i < 120; i++)); do
+      grep -q '^\[gpujob' "$WORK/$name.out" 2>/dev/null && return 0
+      job_gone "$JOB" && break
+      sleep 0.5
+    done
+    ((attempt == 1)) && job_gone "$JOB" && grep -q -- '\*\*\* Process received signal \*\*\*' "$WORK/$name.out" ||
+      return 0
+    say "note: a rank of job $name crashed inside Open MPI's start-up (Open MPI's own report); submitting it once more"
+    mv "$WORK/$name.out" "$WORK/$name.first.out"
+  done
 }
 
 # wait_for WHAT SECONDS COMMAND...: polls COMMAND every 0.5 s until it succeeds.
