@@ -99,9 +99,8 @@ int main(int argc, char** argv) {
               "Lt best", "algos", "best: index (heuristic order), tile id, split-K, stages id");
   for (const Shape& s : shapes) {
     const double bytes = 2.0 * s.out * s.in;
-    const int copies = static_cast<int>(std::max(2.0, 1.5e9 / bytes));
-    std::vector<at::Tensor> weights;
-    for (int c = 0; c < copies; ++c) weights.push_back(at::randn({s.out, s.in}, opts) * 0.02);
+    const std::vector<at::Tensor> weights = bench::weight_copies(s.out, s.in, opts);
+    const int copies = static_cast<int>(weights.size());
     for (const int64_t rows : row_counts) {
       const at::Tensor x = at::randn({rows, s.in}, opts);
       at::Tensor y = at::empty({rows, s.out}, opts);

@@ -41,9 +41,8 @@ int main(int argc, char** argv) {
   std::printf("%-14s %5s %12s %12s %12s %12s\n", "out x in", "rows", "cuBLAS us", "cuBLAS GB/s", "kernel us", "kernel GB/s");
   for (const auto& [out, in] : shapes) {
     const double bytes = 2.0 * out * in;
-    const int copies = static_cast<int>(std::max(2.0, 1.5e9 / bytes));  // more than the L2 holds
-    std::vector<at::Tensor> weights;
-    for (int c = 0; c < copies; ++c) weights.push_back(at::randn({out, in}, opts) * 0.02);
+    const std::vector<at::Tensor> weights = bench::weight_copies(out, in, opts);
+    const int copies = static_cast<int>(weights.size());
     for (const int64_t rows : {1, 2, 4, 8, 16, 32}) {
       const at::Tensor x = at::randn({rows, in}, opts);
       at::Tensor y;
@@ -64,9 +63,8 @@ int main(int argc, char** argv) {
   for (const auto& [out, in] : shapes) {
     if (out % 2 != 0) continue;
     const double bytes = 2.0 * out * in;
-    const int copies = static_cast<int>(std::max(2.0, 1.5e9 / bytes));
-    std::vector<at::Tensor> weights;
-    for (int c = 0; c < copies; ++c) weights.push_back(at::randn({out, in}, opts) * 0.02);
+    const std::vector<at::Tensor> weights = bench::weight_copies(out, in, opts);
+    const int copies = static_cast<int>(weights.size());
     const at::Tensor x = at::randn({1, in}, opts);
     at::Tensor y;
     const double blas = seconds_per_call(
