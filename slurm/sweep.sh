@@ -117,7 +117,6 @@ esac
 log "job ${SLURM_JOB_ID:-?} run $((restarts + 1)) on ${SLURM_JOB_NODELIST:-?}" \
   "(${SLURM_NNODES:-?} nodes, ${SLURM_NTASKS:-?} ranks): ${cmd[*]}"
 
-
 if [[ -n $stop_signal ]]; then
   # The warning came before the launch: nothing has started, so nothing needs stopping.
   log "SIG$stop_signal came before gpujob started: not starting it"

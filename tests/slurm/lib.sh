@@ -45,14 +45,21 @@ settle_nodes() {
   say "note: step daemons of an earlier job still running after 30 s"
 }
 
+# crashed_in_mpi_startup NAME: true when job NAME's output holds Open MPI's own crash report
+# ("*** Process received signal ***"). gpujob replaces that handler with its own right after
+# MPI_Init, so such a crash came before gpujob ran any code of its own. Seen in three fresh CI runs
+# so far, each time in Open MPI's TCP wire-up between the two simulated nodes that share this host.
+# submit and submit_async then submit the job once more (any other failure fails at once) and keep
+# the first output as NAME.first.out (keep_first_output).
+crashed_in_mpi_startup() { grep -q -- '\*\*\* Process received signal \*\*\*' "$WORK/$1.out" 2>/dev/null; }
+keep_first_output() {
+  say "note: a rank of job $1 crashed inside Open MPI's start-up (Open MPI's own report); submitting it once more"
+  mv "$WORK/$1.out" "$WORK/$1.first.out"
+}
+
 # Submits slurm/sweep.sh with sbatch --wait; sets JOB (id) and JOB_RC (sbatch's exit status, which
 # is the batch script's). Usage: submit NAME [sbatch options] -- CONFIG [gpujob options]
-#
-# A job in which a rank crashed inside Open MPI's start-up is submitted once more (its first output
-# is kept as NAME.first.out). The sign is Open MPI's own crash report ("*** Process received signal
-# ***"): gpujob replaces that handler with its own right after MPI_Init, so the crash came before
-# gpujob ran any code of its own. Seen in three fresh CI runs so far, each time in Open MPI's TCP
-# wire-up between the two simulated nodes that share this host; any other failure fails at once.
+# A job that crashed inside Open MPI's start-up is submitted once more (crashed_in_mpi_startup).
 submit() {
   local name=$1 opts=() attempt
   shift
@@ -66,15 +73,14 @@ submit() {
       "$SOURCE_DIR/slurm/sweep.sh" "$@") || JOB_RC=$?
     JOB=${JOB%%;*}
     say "job $name ($JOB) finished with status $JOB_RC"
-    ((attempt == 1)) && grep -q -- '\*\*\* Process received signal \*\*\*' "$WORK/$name.out" || break
-    say "note: a rank of job $name crashed inside Open MPI's start-up (Open MPI's own report); submitting it once more"
-    mv "$WORK/$name.out" "$WORK/$name.first.out"
+    ((attempt == 1)) && crashed_in_mpi_startup "$name" || break
+    keep_first_output "$name"
   done
 }
 
 # Submits without waiting for the end; sets JOB. Returns once gpujob has printed its first line,
-# the job has ended, or 60 s have passed; a job that ended with a rank crashed inside Open MPI's
-# start-up (see submit) is submitted once more.
+# the job has ended, or 60 s have passed; a job that ended crashed inside Open MPI's start-up is
+# submitted once more (crashed_in_mpi_startup).
 submit_async() {
   local name=$1 opts=() attempt i
   shift
@@ -90,10 +96,8 @@ submit_async() {
       job_gone "$JOB" && break
       sleep 0.5
     done
-    ((attempt == 1)) && job_gone "$JOB" && grep -q -- '\*\*\* Process received signal \*\*\*' "$WORK/$name.out" ||
-      return 0
-    say "note: a rank of job $name crashed inside Open MPI's start-up (Open MPI's own report); submitting it once more"
-    mv "$WORK/$name.out" "$WORK/$name.first.out"
+    ((attempt == 1)) && job_gone "$JOB" && crashed_in_mpi_startup "$name" || return 0
+    keep_first_output "$name"
   done
 }
 
