@@ -50,7 +50,6 @@ Decoder::Decoder(ModelConfig config, std::unique_ptr<DecoderWeights> weights, co
   // Kernels launched programmatically read weights before waiting for the kernel ahead of them
   // (src/model/kernel_launch.cuh): the copies and conversions that made the weights end here.
   wait_for_device(options_.device);
-  prefetch_ = std::make_unique<WeightPrefetch>(options_.device);
 }
 
 void Decoder::set_key_length_bucket(int64_t positions) {
@@ -253,7 +252,7 @@ at::Tensor Decoder::project_out(const at::Tensor& x, const at::Tensor& w) const 
   return out;
 }
 
-at::Tensor Decoder::mlp_activation(int64_t l, const NormedInput& in, Step& step) const {
+at::Tensor Decoder::mlp_activation(int64_t l, const NormedInput& in) const {
   const auto& w = weights_->layers[l];
   const bool gelu = config_.activation != Activation::kSilu;
   if (in.folded()) {  // the norm, both weight rows and the activation: one kernel
@@ -270,7 +269,6 @@ at::Tensor Decoder::mlp_activation(int64_t l, const NormedInput& in, Step& step)
   if (fused_ops_) {
     // One GEMM for gate and up (stacked weights), then one kernel where it applies.
     const at::Tensor gate_up = linear(x, w.gate_up);
-    step.prefetch_weight(w.down);  // during the activation
     const int64_t I = gate_up.size(-1) / 2;
     return fused_ops_apply(gate_up) ? fused_gated_activation(gate_up, gelu)
                                     : gated(gate_up.narrow(-1, 0, I), gate_up.narrow(-1, I, I));
@@ -292,28 +290,23 @@ Decoder::Residual Decoder::block(int64_t l, const Residual& in, Step& step) cons
   const auto& w = weights_->layers[l];
   // The previous block's last residual addition happens here, with this block's first norm (folded:
   // in the previous block's down projection, and the norm in the q/k/v kernel).
-  // A norm kernel comes first unless the previous block folded it into its down projection.
-  if (!in.squares.defined()) step.prefetch_weight(w.qkv);
   const auto [h, attn_in] = norm_input(in, w.attn_norm, w.qkv);
-  const Qkv qkv = project_qkv(l, attn_in, step);
-  step.prefetch_weight(w.o);  // during the attention
-  const at::Tensor attn = attend(l, qkv, step);
+  const at::Tensor attn = attend(l, project_qkv(l, attn_in, step), step);
   // With queries at some rows only, the block continues at those rows.
   const at::Tensor residual = step.at_query_rows(h);
   if (folds_norms(l, attn, residual, step)) {
     // o with the residual addition, then gate/up with the norm: no norm kernel in between.
     ++folded_blocks_;
     const ResidualRow mid = fused_linear_add(attn, w.o, {}, residual);
-    const at::Tensor activated = mlp_activation(l, NormedInput{{}, mid, w.mlp_norm}, step);
+    const at::Tensor activated = mlp_activation(l, NormedInput{{}, mid, w.mlp_norm});
     if (!fused_linear_apply(activated, w.down)) return {mid.h, project_out(activated, w.down), {}};
     const ResidualRow out = fused_linear_add(activated, w.down, {}, mid.h);
     return {out.h, {}, out.squares};
   }
   at::Tensor attn_out = project_out(attn, w.o);
-  step.prefetch_weight(w.gate_up);  // during the norm
   if (config_.sandwich_norms) attn_out = rms_norm(attn_out, w.post_attn_norm);
   auto [mid, mlp_normed] = add_rms_norm(residual, attn_out, w.mlp_norm);
-  at::Tensor mlp_out = project_out(mlp_activation(l, NormedInput{mlp_normed, {}, {}}, step), w.down);
+  at::Tensor mlp_out = project_out(mlp_activation(l, NormedInput{mlp_normed, {}, {}}), w.down);
   if (config_.sandwich_norms) mlp_out = rms_norm(mlp_out, w.post_mlp_norm);
   return {std::move(mid), std::move(mlp_out), {}};
 }

@@ -118,13 +118,9 @@ at::Tensor Decoder::decode_step(KvCache& cache, const at::Tensor& ids, const at:
   // write_src stays undefined (every row is new); each slot writes at slot * max_len + position.
   step.write_dst = at::arange(S, positions.options()) * cache.max_len() + positions;
   step.cache_rows = step.write_dst;
-  step.prefetch = prefetch_.get();
   Residual r{embed(ids.view({S, 1})), {}, {}};
   for (int64_t l = 0; l < config_.num_layers; ++l) r = block(l, r, step);
-  step.prefetch_weight(weights_->lm_head);  // during the final norm
-  at::Tensor logits = lm_head(add_rms_norm(r.h, r.pending, weights_->final_norm).second.select(1, 0));
-  prefetch_->join();
-  return logits;
+  return lm_head(add_rms_norm(r.h, r.pending, weights_->final_norm).second.select(1, 0));
 }
 
 }  // namespace gpujob::model

@@ -10,7 +10,6 @@
 #include "gpujob/model/decoder.hpp"
 #include "gpujob/model/kv_cache.hpp"
 #include "gpujob/model/rope.hpp"
-#include "weight_prefetch.hpp"
 
 namespace gpujob::model {
 
@@ -36,11 +35,6 @@ struct Decoder::Step {
   at::Tensor query_rows;
   at::Tensor query_positions;
   std::map<const void*, RopeTables> query_tables;
-  // Decode steps: loads the next layer's first weights into L2 while short kernels run (null: none).
-  WeightPrefetch* prefetch = nullptr;
-  void prefetch_weight(const at::Tensor& w) const {
-    if (prefetch != nullptr) prefetch->prefetch(w);
-  }
 
   // Undefined for plain causal attention (see attention()), which a window changes only when
   // it is shorter than the sequence.

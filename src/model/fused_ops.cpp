@@ -2,7 +2,6 @@
 
 #include <ATen/ATen.h>
 
-#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -12,7 +11,6 @@
 #include <ATen/cuda/CUDAContext.h>
 
 #include "fused_kernels.cuh"
-#include "l2_prefetch.cuh"
 #include "decode_attention.cuh"
 #include "matrix_vector.cuh"
 #define GPUJOB_FUSED 1
@@ -262,14 +260,6 @@ at::Tensor fused_normed_gated_linear(const ResidualRow& row, const at::Tensor& n
   return out;
 }
 
-void fused_prefetch_l2(const at::Tensor& w, int64_t rows, int64_t bytes_per_row) {
-  GPUJOB_CHECK(w.is_cuda() && w.dim() == 2 && w.is_contiguous(), "fused l2 prefetch: w ", w.sizes(),
-               " must be a contiguous CUDA matrix");
-  const int64_t row_bytes = w.size(1) * w.element_size();
-  kernels::l2_prefetch(w.data_ptr(), std::min(rows, w.size(0)), row_bytes, std::min(bytes_per_row, row_bytes),
-                       at::cuda::getCurrentCUDAStream());
-}
-
 bool fused_attention_inputs_apply(const at::Tensor& qkv, int64_t head_dim) {
   return fused_ops_apply(qkv) && qkv.is_contiguous() && kernels::attention_inputs_support(head_dim);
 }
@@ -392,7 +382,6 @@ at::Tensor fused_normed_linear(const ResidualRow&, const at::Tensor&, double, do
 at::Tensor fused_normed_gated_linear(const ResidualRow&, const at::Tensor&, double, double, const at::Tensor&, bool) {
   fail("fused ops are built only with a CUDA libtorch");
 }
-void fused_prefetch_l2(const at::Tensor&, int64_t, int64_t) {}  // a hint: nothing to load without CUDA
 bool fused_attention_inputs_apply(const at::Tensor&, int64_t) { return false; }
 std::pair<at::Tensor, at::Tensor> fused_attention_inputs(const at::Tensor&, int64_t, int64_t, int64_t,
                                                          const at::Tensor&, const at::Tensor&, double, double,

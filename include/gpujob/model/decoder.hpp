@@ -58,7 +58,6 @@ struct ForwardRequest {
 };
 
 class DecoderWeights;  // the weights, defined in gpujob/model/decoder_weights.hpp
-class WeightPrefetch;  // L2 prefetches of a decode step's weights (src/model/weight_prefetch.hpp)
 
 class Decoder {
  public:
@@ -159,7 +158,7 @@ class Decoder {
   // Attention of q over the keys and values (the cache's, in a cached step): [B, Q, heads * D].
   at::Tensor attend(int64_t layer, const Qkv& qkv, Step& step) const;
   // act(gate) * up of the MLP's input.
-  at::Tensor mlp_activation(int64_t layer, const NormedInput& x, Step& step) const;
+  at::Tensor mlp_activation(int64_t layer, const NormedInput& x) const;
   // A layer whose output the shards sum (o, down): linear, then the all-reduce.
   at::Tensor project_out(const at::Tensor& x, const at::Tensor& w) const;
   // Whether block `layer` folds its norms for attention output attn and residual h (one row).
@@ -178,8 +177,6 @@ class Decoder {
   bool fold_norms_ = true;
   mutable int64_t folded_blocks_ = 0;
   int64_t key_bucket_ = 1;
-  // Loads the next layer's first weights into L2 during a decode step's short kernels (CUDA).
-  std::unique_ptr<WeightPrefetch> prefetch_;
 };
 
 }  // namespace gpujob::model

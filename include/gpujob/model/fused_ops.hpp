@@ -78,11 +78,6 @@ at::Tensor fused_normed_linear(const ResidualRow& row, const at::Tensor& norm_we
 at::Tensor fused_normed_gated_linear(const ResidualRow& row, const at::Tensor& norm_weight, double eps, double offset,
                                      const at::Tensor& gate_up, bool gelu_tanh);
 
-// Asks the L2 cache to load the first bytes_per_row bytes of each of the first `rows` rows of w
-// (contiguous [out, in]) and returns without waiting: the next layer's weights, read while the
-// short kernels before it leave memory idle. A hint; nothing happens before compute capability 9.0.
-void fused_prefetch_l2(const at::Tensor& w, int64_t rows, int64_t bytes_per_row);
-
 // Where fused_attention_inputs writes k and v: rows of the KV cache tensors (each [..., kv_heads,
 // head_dim] contiguous), rows[t] (int64, one per token; negative: skip the token) for token t.
 struct KvCacheRows {
