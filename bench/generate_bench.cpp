@@ -7,7 +7,7 @@
 //
 //   generate_bench MODEL_DIR [--batch 32] [--prompts 32] [--prompt-len 256] [--new 128]
 //                  [--dtype bfloat16] [--device cuda] [--warmup-prompts N] [--graphs 1] [--fused 1]
-//                  [--trace FILE.json]
+//                  [--trace FILE.json] [--step-only N]
 //
 // Before the timed run, one untimed generation of --warmup-prompts other prompts (default 0: as
 // many as --prompts), as hf_baselines.py generate runs HF generate once before timing it: the
@@ -18,6 +18,10 @@
 // generator's slot model replay steps from CUDA graphs as the generate job does. --fused: as in
 // forward_bench (stacked GEMMs and fused kernels, model.fused_kernels). --trace writes a device
 // trace of one more generation of the same prompts after the timed one (bench/trace_summary.py).
+// --step-only N then times N decode steps of all --batch slots (positions halfway through the
+// completions) through the same step path as the generator's (DecodeGraphs), queued back to back
+// without reading anything, and again reading each step's greedy tokens to the host before the
+// next: against the generator's decode step, what the host's part of a step costs.
 //
 // Tensor parallel: under mpirun every rank holds one shard of the model (shards = ranks; on CUDA
 // rank r uses GPU r and the shards reduce over NCCL, on the CPU over MPI), every rank runs the same
@@ -46,6 +50,7 @@
 #include "gpujob/model/decoder.hpp"
 #include "gpujob/model/kv_cache_plan.hpp"
 #include "gpujob/model/device.hpp"
+#include "gpujob/model/decode_graphs.hpp"
 #include "gpujob/model/decoder_slot_model.hpp"
 #include "gpujob/model/generator.hpp"
 
@@ -91,10 +96,10 @@ int main(int argc, char** argv) {
   const bench::Args args(argc, argv,
                          {{"batch", "32"}, {"prompts", "32"}, {"prompt-len", "256"}, {"new", "128"},
                           {"dtype", "bfloat16"}, {"device", "cuda"}, {"warmup-prompts", "0"}, {"graphs", "1"}, {"fused", "1"},
-                          {"fold-norms", "1"}, {"trace", ""}},
+                          {"fold-norms", "1"}, {"trace", ""}, {"step-only", "0"}},
                          "usage: generate_bench MODEL_DIR [--batch B] [--prompts N] [--prompt-len T] [--new K] "
                          "[--dtype bfloat16|float16|float32] [--device cuda|cpu] [--warmup-prompts N] [--graphs 0|1] [--fused 0|1] "
-                         "[--fold-norms 0|1] [--trace FILE.json]");
+                         "[--fold-norms 0|1] [--trace FILE.json] [--step-only N]");
   model::LoadOptions load;
   load.dtype = args.text("dtype") == "float32" ? at::kFloat : args.text("dtype") == "float16" ? at::kHalf : at::kBFloat16;
   const bool cuda = args.text("device") == "cuda";
@@ -178,6 +183,28 @@ int main(int argc, char** argv) {
   if (!args.text("trace").empty()) {
     bench::KinetoTrace trace(args.text("trace"));
     (void)generator.generate(requests);
+  }
+  if (const int64_t steps = args.integer("step-only"); steps > 0 && shards.size == 1) {
+    const int64_t batch = args.integer("batch");
+    model::KvCache cache = decoder->make_kv_cache(batch, model::slot_positions_needed(prompt_len, new_tokens));
+    model::DecodeGraphs graphs(*decoder, cache, args.integer("graphs") != 0);
+    const std::vector<int64_t> ids(batch, decoder->config().vocab_size / 2), positions(batch, prompt_len + new_tokens / 2);
+    const int64_t key_len = decoder->attended_key_length(positions[0] + 1, cache.max_len());
+    const auto per_step = [&](bool read_tokens) {
+      (void)graphs.step(ids, positions, key_len);  // the capture, once
+      model::wait_for_device(load.device);
+      const auto start = std::chrono::steady_clock::now();
+      for (int64_t i = 0; i < steps; ++i) {
+        const at::Tensor logits = graphs.step(ids, positions, key_len);
+        if (read_tokens) (void)logits.argmax(-1).to(at::kCPU);
+      }
+      model::wait_for_device(load.device);
+      return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / steps;
+    };
+    const double queued = per_step(false), read = per_step(true);
+    std::printf("  decode step of %lld slots: %.3f ms queued back to back, %.3f ms reading its tokens before the next "
+                "(%lld steps each)\n",
+                static_cast<long long>(batch), queued * 1e3, read * 1e3, static_cast<long long>(steps));
   }
   return 0;
 }
