@@ -330,6 +330,72 @@ TEST_CASE("fused decode attention equals the explicit masked attention over each
   CHECK_FALSE(fused_decode_attention_apply(at::randn({1, 32, 128}, bf), 2));  // 16 query heads per kv head
 }
 
+TEST_CASE("decode attention with its inputs equals the attention inputs kernel followed by decode attention") {
+  if (!have_gpu()) return;
+  at::manual_seed(11);
+  const auto opts = at::TensorOptions().device(at::kCUDA).dtype(at::kFloat);
+  const std::vector<std::pair<int64_t, int64_t>> head_counts = {{4, 4}, {8, 4}, {8, 2}, {16, 2}, {6, 2}};
+  for (const auto type : {at::kBFloat16, at::kHalf})
+  for (const int64_t D : {64, 128, 256})
+  for (const auto& [H, KV] : head_counts)
+  for (const int norms : {0, 1, 2})  // none; Llama-style weights (offset 0); Gemma's 1 + w
+  for (const int64_t window : {0, 5})
+  for (const int64_t splits : {0, 3})
+  for (const bool consecutive : {false, true}) {
+    INFO("dtype " << type << ", head_dim " << D << ", heads " << H << "/" << KV << ", norms " << norms << ", window "
+                  << window << ", splits " << splits << (consecutive ? ", consecutive slots" : ", slots 2, 0"));
+    const int64_t S = 3, B = 2, max_len = 300, key_len = 272;
+    const double offset = norms == 2 ? 1.0 : 0.0;
+    const at::Tensor keys = at::randn({S, max_len, KV, D}, opts).to(type);
+    const at::Tensor values = at::randn({S, max_len, KV, D}, opts).to(type);
+    const at::Tensor qkv = (at::randn({B, 1, (H + 2 * KV) * D}, opts) * 2).to(type);
+    const at::Tensor q_norm = norms ? at::randn({D}, opts).to(type) : at::Tensor();
+    const at::Tensor k_norm = norms ? at::randn({D}, opts).to(type) : at::Tensor();
+    const at::Tensor angle = at::randn({B, 1, D}, opts) * 10;
+    const at::Tensor cos = angle.cos().to(type), sin = angle.sin().to(type);
+    const std::vector<int64_t> slots = consecutive ? std::vector<int64_t>{1, 2} : std::vector<int64_t>{2, 0};
+    const std::vector<int64_t> positions = {37, 270};
+    DecodeAttentionRequest r;
+    if (consecutive) r.first_slot = 1;
+    else r.slots = at::tensor(slots, at::kLong).to(at::kCUDA);
+    r.positions = at::tensor(positions, at::kLong).to(at::kCUDA);
+    r.key_len = key_len;
+    r.window = window;
+    r.scale = 1.0 / std::sqrt(static_cast<double>(D));
+    r.splits = splits;
+
+    // The two kernels: the attention inputs into the cache rows of each row's slot and position,
+    // then the decode attention of that q.
+    const at::Tensor keys_two = keys.clone(), values_two = values.clone();
+    const std::vector<int64_t> rows = {slots[0] * max_len + positions[0], slots[1] * max_len + positions[1]};
+    KvCacheRows cache{keys_two.view({-1, KV, D}), values_two.view({-1, KV, D}), at::tensor(rows, at::kLong).to(at::kCUDA)};
+    const auto [q, no_k] = fused_attention_inputs(qkv, H, KV, D, q_norm, k_norm, 1e-6, offset, cos, sin, &cache);
+    r.q = q.view({B, H, D});
+    r.keys = keys_two;
+    r.values = values_two;
+    const at::Tensor want = fused_decode_attention(r);
+
+    // The one kernel, on fresh copies of the cache.
+    const at::Tensor keys_one = keys.clone(), values_one = values.clone();
+    r.q = at::Tensor();
+    r.keys = keys_one;
+    r.values = values_one;
+    REQUIRE(fused_decode_inputs_apply(qkv, H, KV, D));
+    const at::Tensor got = fused_decode_attention_with_inputs(qkv, q_norm, k_norm, 1e-6, offset, cos, sin, r);
+    // Both make q and the new key with the same code and attend with the same kernel: the same
+    // roundings, so at most one rounding step apart (in practice equal).
+    CHECK(steps_apart(got, want) <= 1.01);
+    CHECK(steps_apart(keys_one, keys_two) <= 1.01);  // the new keys, and every other key untouched
+    CHECK(steps_apart(values_one, values_two) == 0);
+    CHECK(steps_apart(keys_one, keys) > 0);  // the new keys were written
+  }
+  const auto bf = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
+  CHECK(fused_decode_inputs_apply(at::randn({2, 1, 12 * 128}, bf), 8, 2, 128));
+  CHECK_FALSE(fused_decode_inputs_apply(at::randn({2, 1, 12 * 128}, bf.dtype(at::kFloat)), 8, 2, 128));  // float32
+  CHECK_FALSE(fused_decode_inputs_apply(at::randn({2, 3, 12 * 128}, bf), 8, 2, 128));  // three tokens per row
+  CHECK_FALSE(fused_decode_inputs_apply(at::randn({2, 1, 12 * 96}, bf), 8, 2, 96));    // head_dim 96
+}
+
 TEST_CASE("cached prefill and decode steps with the fused work give the unfused logits, every family") {
   if (!have_gpu()) return;
   for (const std::string kind : {"llama3", "qwen2", "qwen3", "gemma3", "gemma3_capped"}) {
