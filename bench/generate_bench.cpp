@@ -7,7 +7,7 @@
 //
 //   generate_bench MODEL_DIR [--batch 32] [--prompts 32] [--prompt-len 256] [--new 128]
 //                  [--dtype bfloat16] [--device cuda] [--warmup-prompts N] [--graphs 1] [--fused 1]
-//                  [--decode-inputs 1] [--trace FILE.json] [--step-only N]
+//                  [--trace FILE.json] [--step-only N]
 //
 // Before the timed run, one untimed generation of --warmup-prompts other prompts (default 0: as
 // many as --prompts), as hf_baselines.py generate runs HF generate once before timing it: the
@@ -16,9 +16,7 @@
 // 4,432-4,449 on an H200.)
 // --graphs 0 decodes every step eagerly per call (Decoder::forward_cached); 1 (default) lets the
 // generator's slot model replay steps from CUDA graphs as the generate job does. --fused: as in
-// forward_bench (stacked GEMMs and fused kernels, model.fused_kernels). --decode-inputs 0 runs the
-// q/k norms, RoPE and cache writes of decode steps as their own kernel instead of inside the decode
-// attention (Decoder::set_decode_inputs). --trace writes a device
+// forward_bench (stacked GEMMs and fused kernels, model.fused_kernels). --trace writes a device
 // trace of one more generation of the same prompts after the timed one (bench/trace_summary.py).
 // --step-only N then times N decode steps of all --batch slots (positions halfway through the
 // completions) through the same step path as the generator's (DecodeGraphs), queued back to back
@@ -98,10 +96,10 @@ int main(int argc, char** argv) {
   const bench::Args args(argc, argv,
                          {{"batch", "32"}, {"prompts", "32"}, {"prompt-len", "256"}, {"new", "128"},
                           {"dtype", "bfloat16"}, {"device", "cuda"}, {"warmup-prompts", "0"}, {"graphs", "1"}, {"fused", "1"},
-                          {"fold-norms", "1"}, {"decode-inputs", "1"}, {"trace", ""}, {"step-only", "0"}},
+                          {"fold-norms", "1"}, {"trace", ""}, {"step-only", "0"}},
                          "usage: generate_bench MODEL_DIR [--batch B] [--prompts N] [--prompt-len T] [--new K] "
                          "[--dtype bfloat16|float16|float32] [--device cuda|cpu] [--warmup-prompts N] [--graphs 0|1] [--fused 0|1] "
-                         "[--fold-norms 0|1] [--decode-inputs 0|1] [--trace FILE.json] [--step-only N]");
+                         "[--fold-norms 0|1] [--trace FILE.json] [--step-only N]");
   model::LoadOptions load;
   load.dtype = args.text("dtype") == "float32" ? at::kFloat : args.text("dtype") == "float16" ? at::kHalf : at::kBFloat16;
   const bool cuda = args.text("device") == "cuda";
@@ -113,7 +111,6 @@ int main(int argc, char** argv) {
   auto decoder = model::Decoder::load(args.model_dir(), load);
   decoder->set_fused_ops(args.integer("fused") != 0);
   decoder->set_fold_norms(args.integer("fold-norms") != 0);
-  decoder->set_decode_inputs(args.integer("decode-inputs") != 0);
 
   const int64_t prompt_len = args.integer("prompt-len"), new_tokens = args.integer("new");
   model::DecoderSlotModel slots(*decoder, args.integer("batch"), model::slot_positions_needed(prompt_len, new_tokens),

@@ -338,8 +338,6 @@ int64_t decode_attention_workspace(ElementType type, const DecodeAttention& a) {
 
 void decode_attention(ElementType type, const DecodeAttention& a, cudaStream_t stream) {
   if (a.batch == 0) return;
-  if (a.qkv != nullptr && type == ElementType::kFloat32)
-    throw std::runtime_error("decode attention: the unprocessed q/k/v input is taken in 16-bit types only");
   if (!decode_attention_support(a.dim, a.heads, a.kv_heads))
     throw std::runtime_error("decode attention: head_dim " + std::to_string(a.dim) + " with " +
                              std::to_string(a.heads) + " heads over " + std::to_string(a.kv_heads) +

@@ -13,8 +13,8 @@ namespace gpujob::model::kernels {
 
 struct DecodeAttention {
   const void* q = nullptr;             // [batch, heads, dim]: one query per row
-  void* k_cache = nullptr;             // [slots, max_len, kv_heads, dim]; written only with qkv
-  void* v_cache = nullptr;             // the same layout
+  const void* k_cache = nullptr;       // [slots, max_len, kv_heads, dim]
+  const void* v_cache = nullptr;       // the same layout
   const int64_t* slots = nullptr;      // [batch] cache slot of each row; null: first_slot + row
   int64_t first_slot = 0;
   const int64_t* positions = nullptr;  // [batch] the query's position: it sees keys 0..position
@@ -25,18 +25,6 @@ struct DecodeAttention {
   int64_t splits = 0;                  // key ranges per (row, kv head); 0: chosen from batch and key_len
   void* out = nullptr;                 // [batch, heads, dim]
   float* workspace = nullptr;          // decode_attention_workspace floats
-  // Set: q and the row's new key and value come unprocessed from a stacked q/k/v output (row b at
-  // qkv + b * qkv_stride elements: heads q heads, kv_heads k heads, kv_heads v heads), and the
-  // kernel first does what attention_inputs does for them (q_norm / k_norm per head when not null,
-  // eps and offset as rms_norm, then RoPE with cos and sin [batch, dim]; the key and value written
-  // at the row's slot and position); q is not read. 16-bit types only.
-  const void* qkv = nullptr;
-  int64_t qkv_stride = 0;
-  const void* q_norm = nullptr;
-  const void* k_norm = nullptr;
-  float eps = 0.f, norm_offset = 0.f;
-  const void* cos = nullptr;
-  const void* sin = nullptr;
 };
 
 // Whether the kernels take heads of `dim` elements (64, 128 or 256) and `heads / kv_heads` query

@@ -6,7 +6,6 @@
 #include <cmath>
 #include <cstdint>
 
-#include "attention_inputs.cuh"
 #include "decode_attention_block.cuh"
 #include "kernel_launch.cuh"
 #include "tensor_core.cuh"
@@ -27,40 +26,6 @@ __device__ __forceinline__ void load_chunks(const void* row, int lane, uint32_t 
     words[i * 4 + 1] = v.y;
     words[i * 4 + 2] = v.z;
     words[i * 4 + 3] = v.w;
-  }
-}
-
-// With DecodeAttention::qkv: the block's query heads, normed and rotated as attention_inputs does,
-// into q_heads (head h at h * kDim), and, in the block whose keys hold the row's position, the new
-// key (normed, rotated) and value into the cache there. One head per warp at a time; the caller
-// synchronises the block before anything reads them.
-template <typename T, int kDim>
-__device__ __forceinline__ void block_attention_inputs(const DecodeAttention& a, const BlockKeys& b, int warp,
-                                                       int lane, T* q_heads) {
-  constexpr int kPerLane = kDim / 32;
-  const T* row = static_cast<const T*>(a.qkv) + b.row * a.qkv_stride;
-  const T* cos = static_cast<const T*>(a.cos) + b.row * kDim;
-  const T* sin = static_cast<const T*>(a.sin) + b.row * kDim;
-  const int64_t position = a.positions[b.row];
-  const bool writes_key = b.begin <= position && position < b.end;
-  const int tasks = b.n_rep + (writes_key ? 1 : 0);
-  for (int task = warp; task < tasks; task += kWarps) {
-    const bool is_q = task < b.n_rep;
-    const T* norm = static_cast<const T*>(is_q ? a.q_norm : a.k_norm);
-    float norm_w[kPerLane];
-    detail::load_head_norm<T, kPerLane>(norm, lane, norm_w);
-    if (is_q) {
-      detail::normed_rotated_head<T, kPerLane>(row + (b.kv * b.n_rep + task) * kDim, norm != nullptr, norm_w, a.eps,
-                                               a.norm_offset, cos, sin, lane, q_heads + task * kDim);
-      continue;
-    }
-    const int64_t at = ((b.slot * a.max_len + position) * a.kv_heads + b.kv) * kDim;
-    detail::normed_rotated_head<T, kPerLane>(row + (a.heads + b.kv) * kDim, norm != nullptr, norm_w, a.eps,
-                                             a.norm_offset, cos, sin, lane, static_cast<T*>(a.k_cache) + at);
-    const T* value = row + (a.heads + a.kv_heads + b.kv) * kDim;
-    T* value_dst = static_cast<T*>(a.v_cache) + at;
-#pragma unroll
-    for (int j = 0; j < kPerLane; ++j) value_dst[lane + 32 * j] = value[lane + 32 * j];
   }
 }
 
@@ -93,15 +58,8 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention_mma_kernel(Decod
   const T* values = static_cast<const T*>(a.v_cache) + (b.slot * a.max_len) * key_stride + b.kv * kDim;
 
   uint32_t q[kKeyChunks * 4];
-  const T* q_head = static_cast<const T*>(a.q) + (b.row * a.heads + b.kv * b.n_rep + g) * kDim;
-  if (a.qkv != nullptr) {  // q, and the new key and value, made here first (block_attention_inputs)
-    __shared__ uint4 q_heads[kHeads * kDim * sizeof(T) / 16];
-    block_attention_inputs<T, kDim>(a, b, warp, lane, reinterpret_cast<T*>(q_heads));
-    __syncthreads();  // the query heads, and the new key that a tile below may read
-    q_head = reinterpret_cast<const T*>(q_heads) + g * kDim;
-  }
   if (g < b.n_rep) {
-    load_chunks<kKeyChunks, 4>(q_head, t, q);
+    load_chunks<kKeyChunks, 4>(static_cast<const T*>(a.q) + (b.row * a.heads + b.kv * b.n_rep + g) * kDim, t, q);
   } else {
 #pragma unroll
     for (int i = 0; i < kKeyChunks * 4; ++i) q[i] = 0u;

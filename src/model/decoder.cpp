@@ -140,9 +140,6 @@ at::Tensor Decoder::embed(const at::Tensor& ids) const {
 // path then leaves k undefined).
 struct Decoder::Qkv {
   at::Tensor q, k, v;
-  // A decode step whose attention kernel takes q, k and v unprocessed: the stacked q/k/v output
-  // (q, k and v are then undefined; fused_decode_attention_with_inputs).
-  at::Tensor raw;
 };
 
 Decoder::Qkv Decoder::project_qkv(int64_t l, const NormedInput& in, Step& step) const {
@@ -160,11 +157,6 @@ Decoder::Qkv Decoder::project_qkv(int64_t l, const NormedInput& in, Step& step) 
     const at::Tensor k_norm = config_.qk_norm ? w.k_norm : at::Tensor();
     const bool norms_match = !config_.qk_norm || (q_norm.scalar_type() == qkv.scalar_type() &&
                                                   k_norm.scalar_type() == qkv.scalar_type());
-    if (norms_match && decode_inputs_ && step.cache != nullptr && !step.query_rows.defined() &&
-        backend_ == AttentionBackend::kAuto && fused_decode_inputs_apply(qkv, heads, kv_heads, D)) {
-      out.raw = qkv;  // the decode attention norms, rotates and caches them itself: one kernel fewer
-      return out;
-    }
     out.v = qkv.narrow(-1, (heads + kv_heads) * D, kv_heads * D).view({B, T, kv_heads, D}).transpose(1, 2);
     if (norms_match && fused_attention_inputs_apply(qkv, D)) {
       // One kernel: the q/k norms, RoPE, and with a cache the writes of k and v into it.
@@ -213,40 +205,26 @@ Decoder::Qkv Decoder::project_qkv(int64_t l, const NormedInput& in, Step& step) 
 }
 
 at::Tensor Decoder::attend(int64_t l, const Qkv& qkv, Step& step) const {
-  const int64_t D = config_.head_dim;
+  const int64_t B = qkv.q.size(0), Q = qkv.q.size(2), D = config_.head_dim;
   const int64_t heads = weights_->local_heads, kv_heads = weights_->local_kv_heads;
   const LayerSpec& spec = config_.layers[l];
   const AttentionParams params{config_.attention_scale, config_.attn_logit_softcapping};
   const int64_t window = spec.sliding ? spec.window : 0;
-  // A decode step: one kernel reads each row's keys and values in the cache up to its position.
-  const auto decode_request = [&](int64_t B) {
-    DecodeAttentionRequest r;
-    r.keys = step.cache->keys(l);
-    r.values = step.cache->values(l);
-    if (step.first_slot >= 0) r.first_slot = step.first_slot;
-    else r.slots = step.read_slots;
-    r.positions = step.positions.reshape({B});
-    r.key_len = step.key_len;
-    r.window = window;
-    r.scale = params.scale;
-    r.softcap = params.softcap;
-    return r;
-  };
-  if (qkv.raw.defined()) {  // the kernel makes q and the new key and value too (project_qkv)
-    const int64_t B = qkv.raw.size(0);
-    const auto& w = weights_->layers[l];
-    const RopeTables& tables = step.rope(weights_->inv_freq[l], qkv.raw.scalar_type());
-    return fused_decode_attention_with_inputs(qkv.raw, config_.qk_norm ? w.q_norm : at::Tensor(),
-                                              config_.qk_norm ? w.k_norm : at::Tensor(), config_.rms_norm_eps,
-                                              config_.norm_offset, tables.cos, tables.sin, decode_request(B))
-        .view({B, 1, heads * D});
-  }
-  const int64_t B = qkv.q.size(0), Q = qkv.q.size(2);
   if (step.cache != nullptr && Q == 1 && fused_ops_ && backend_ == AttentionBackend::kAuto) {
+    // A decode step: one kernel reads each row's keys and values in the cache up to its position.
     const at::Tensor q_rows = qkv.q.transpose(1, 2).reshape({B, heads, D});
     if (fused_decode_attention_apply(q_rows, kv_heads)) {
-      DecodeAttentionRequest r = decode_request(B);
+      DecodeAttentionRequest r;
       r.q = q_rows;
+      r.keys = step.cache->keys(l);
+      r.values = step.cache->values(l);
+      if (step.first_slot >= 0) r.first_slot = step.first_slot;
+      else r.slots = step.read_slots;
+      r.positions = step.positions.reshape({B});
+      r.key_len = step.key_len;
+      r.window = window;
+      r.scale = params.scale;
+      r.softcap = params.softcap;
       return fused_decode_attention(r).view({B, 1, heads * D});
     }
   }

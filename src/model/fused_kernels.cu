@@ -2,7 +2,6 @@
 // rounds to the element type exactly where the unfused ATen expression does, so results match it.
 #include "fused_kernels.cuh"
 
-#include "attention_inputs.cuh"
 #include "kernel_launch.cuh"
 #include "kernel_types.cuh"
 
@@ -130,7 +129,8 @@ int norm_vector_threads(int64_t hidden, int64_t group_stride, int64_t element_si
   return threads <= 1024 ? static_cast<int>(threads) : 0;
 }
 
-// One warp per (token, head), lane l holding elements l, l + 32, ... (attention_inputs.cuh).
+// One warp per (token, head). Lane l holds elements l, l + 32, ...: with dim a multiple of 64 the
+// element RoPE pairs with (d +- dim / 2) is in the same lane, kPerLane / 2 slots away.
 constexpr int kHeadWarps = 8;
 
 template <typename T, int kPerLane>
@@ -142,12 +142,16 @@ __global__ void attention_inputs_kernel(AttentionInputs in) {
   const int64_t per_token = in.heads + in.kv_heads * (cached ? 2 : 1);
   const int64_t token = warp / per_token, head = warp % per_token, dim = in.dim;
   const bool is_q = head < in.heads;
-  // The norm weights are constant: read before waiting for the inputs (see rms_norm_vector_kernel).
-  // A warp past the last token has a valid head, so its reads stay in the weights; it leaves after
+  // The norm weights are constant: read before waiting for the inputs (see rms_norm_vector_kernel);
+  // the inputs, cos and sin are then read together, one latency instead of one after another. A
+  // warp past the last token has a valid head, so its reads stay in the weights; it leaves after
   // the wait, as kernel_launch.cuh asks of every thread.
   const T* norm = head < in.heads + in.kv_heads ? static_cast<const T*>(is_q ? in.q_norm : in.k_norm) : nullptr;
   float norm_w[kPerLane];
-  detail::load_head_norm<T, kPerLane>(norm, lane, norm_w);
+  if (norm != nullptr) {
+#pragma unroll
+    for (int j = 0; j < kPerLane; ++j) norm_w[j] = to_float(norm[lane + 32 * j]);
+  }
   wait_for_prior_grids();
   if (warp >= in.tokens * per_token) return;
   const int64_t cache_row = cached ? in.cache_rows[token] : 0;
@@ -161,6 +165,23 @@ __global__ void attention_inputs_kernel(AttentionInputs in) {
     for (int j = 0; j < kPerLane; ++j) dst[lane + 32 * j] = src[lane + 32 * j];
     return;
   }
+  const T* cos = static_cast<const T*>(in.cos) + token * dim;
+  const T* sin = static_cast<const T*>(in.sin) + token * dim;
+  float v[kPerLane], c[kPerLane], s[kPerLane];
+#pragma unroll
+  for (int j = 0; j < kPerLane; ++j) {
+    v[j] = to_float(src[lane + 32 * j]);
+    c[j] = to_float(cos[lane + 32 * j]);
+    s[j] = to_float(sin[lane + 32 * j]);
+  }
+  if (norm != nullptr) {
+    float squares = 0.f;
+#pragma unroll
+    for (int j = 0; j < kPerLane; ++j) squares += v[j] * v[j];
+    const float inv_rms = rsqrtf(warp_sum(squares) / static_cast<float>(dim) + in.eps);
+#pragma unroll
+    for (int j = 0; j < kPerLane; ++j) v[j] = to_float(norm_value<T>(v[j] * inv_rms, norm_w[j], in.offset));
+  }
   T* dst;
   if (is_q) {
     dst = static_cast<T*>(in.q_out) + (token * in.heads + head) * dim;
@@ -169,9 +190,13 @@ __global__ void attention_inputs_kernel(AttentionInputs in) {
   } else {
     dst = static_cast<T*>(in.k_out) + (token * in.kv_heads + head - in.heads) * dim;
   }
-  detail::normed_rotated_head<T, kPerLane>(src, norm != nullptr, norm_w, in.eps, in.offset,
-                                           static_cast<const T*>(in.cos) + token * dim,
-                                           static_cast<const T*>(in.sin) + token * dim, lane, dst);
+  constexpr int kHalf = kPerLane / 2;
+#pragma unroll
+  for (int j = 0; j < kPerLane; ++j) {
+    const int64_t d = lane + 32 * j;
+    const float rotated = j < kHalf ? -v[j + kHalf] : v[j - kHalf];
+    dst[d] = from_float<T>(rounded<T>(v[j] * c[j]) + rounded<T>(rotated * s[j]));
+  }
 }
 
 template <typename T>

@@ -316,108 +316,47 @@ bool fused_decode_attention_apply(const at::Tensor& q, int64_t kv_heads) {
          kernels::decode_attention_support(q.size(2), q.size(1), kv_heads);
 }
 
-namespace {
-
-// The kernel's arguments for request r with queries [batch, heads, head_dim] of like's dtype and
-// device (r.q, or the q of a stacked q/k/v output), after the checks of the cache and the indices.
-kernels::DecodeAttention decode_attention_arguments(const DecodeAttentionRequest& r, const at::Tensor& like,
-                                                    int64_t batch, int64_t heads, int64_t head_dim) {
-  GPUJOB_CHECK(r.keys.dim() == 4 && r.values.sizes() == r.keys.sizes() && r.keys.size(3) == head_dim &&
-                   kernels::decode_attention_support(head_dim, heads, r.keys.size(2)),
-               "fused decode attention: ", heads, " query heads of ", head_dim, " and cache ", r.keys.sizes(),
-               " are not [slots, max_len, kv_heads, head_dim] of a supported size");
-  require(r.keys, like, "the key cache");
-  require(r.values, like, "the value cache");
+at::Tensor fused_decode_attention(const DecodeAttentionRequest& r) {
+  const at::Tensor& q = r.q;
+  GPUJOB_CHECK(r.keys.dim() == 4 && r.values.sizes() == r.keys.sizes() && fused_decode_attention_apply(q, r.keys.size(2)),
+               "fused decode attention: q ", q.sizes(), " and cache ", r.keys.sizes(),
+               " are not [batch, heads, head_dim] and [slots, max_len, kv_heads, head_dim] of a supported size");
+  require(r.keys, q, "the key cache");
+  require(r.values, q, "the value cache");
+  const int64_t batch = q.size(0);
   require_index(r.positions, batch, "fused decode attention", "positions");
   if (r.slots.defined()) require_index(r.slots, batch, "fused decode attention", "slots");
   GPUJOB_CHECK(r.key_len >= 1 && r.key_len <= r.keys.size(1), "fused decode attention: key_len ", r.key_len,
                " is outside [1, ", r.keys.size(1), "]");
   kernels::DecodeAttention a;
+  a.q = q.data_ptr();
   a.k_cache = r.keys.data_ptr();
   a.v_cache = r.values.data_ptr();
   a.slots = r.slots.defined() ? r.slots.data_ptr<int64_t>() : nullptr;
   a.first_slot = r.first_slot;
   a.positions = r.positions.data_ptr<int64_t>();
   a.batch = batch;
-  a.heads = heads;
+  a.heads = q.size(1);
   a.kv_heads = r.keys.size(2);
-  a.dim = head_dim;
+  a.dim = q.size(2);
   a.max_len = r.keys.size(1);
   a.key_len = r.key_len;
   a.window = r.window;
   a.scale = static_cast<float>(r.scale);
   a.softcap = static_cast<float>(r.softcap);
   a.splits = r.splits;
-  return a;
-}
-
-// Runs the kernels of `a`, its output [batch, heads, head_dim] of like's dtype.
-at::Tensor run_decode_attention(kernels::DecodeAttention& a, const at::Tensor& like) {
-  at::Tensor out = at::empty({a.batch, a.heads, a.dim}, like.options());
-  at::Tensor workspace =
-      at::empty({kernels::decode_attention_workspace(element_type(like), a)}, like.options().dtype(at::kFloat));
+  at::Tensor out = at::empty(q.sizes(), q.options());
+  at::Tensor workspace = at::empty({kernels::decode_attention_workspace(element_type(q), a)}, q.options().dtype(at::kFloat));
   a.out = out.data_ptr();
   a.workspace = workspace.data_ptr<float>();
-  kernels::decode_attention(element_type(like), a, at::cuda::getCurrentCUDAStream());
+  kernels::decode_attention(element_type(q), a, at::cuda::getCurrentCUDAStream());
   return out;
-}
-
-}  // namespace
-
-at::Tensor fused_decode_attention(const DecodeAttentionRequest& r) {
-  const at::Tensor& q = r.q;
-  GPUJOB_CHECK(r.keys.dim() == 4 && fused_decode_attention_apply(q, r.keys.size(2)), "fused decode attention: q ",
-               q.sizes(), " and cache ", r.keys.sizes(),
-               " are not [batch, heads, head_dim] and [slots, max_len, kv_heads, head_dim] of a supported size");
-  kernels::DecodeAttention a = decode_attention_arguments(r, q, q.size(0), q.size(1), q.size(2));
-  a.q = q.data_ptr();
-  return run_decode_attention(a, q);
-}
-
-bool fused_decode_inputs_apply(const at::Tensor& qkv, int64_t heads, int64_t kv_heads, int64_t head_dim) {
-  return fused_ops_apply(qkv) && qkv.scalar_type() != at::kFloat && qkv.dim() == 3 && qkv.size(1) == 1 &&
-         qkv.is_contiguous() && qkv.size(2) == (heads + 2 * kv_heads) * head_dim &&
-         kernels::attention_inputs_support(head_dim) && kernels::decode_attention_support(head_dim, heads, kv_heads);
-}
-
-at::Tensor fused_decode_attention_with_inputs(const at::Tensor& qkv, const at::Tensor& q_norm, const at::Tensor& k_norm,
-                                              double eps, double offset, const at::Tensor& cos, const at::Tensor& sin,
-                                              const DecodeAttentionRequest& r) {
-  GPUJOB_CHECK(r.keys.dim() == 4, "fused decode attention: the key cache ", r.keys.sizes(),
-               " is not [slots, max_len, kv_heads, head_dim]");
-  const int64_t head_dim = r.keys.size(3), kv_heads = r.keys.size(2);
-  const int64_t heads = qkv.dim() == 3 ? qkv.size(2) / head_dim - 2 * kv_heads : 0;
-  GPUJOB_CHECK(fused_decode_inputs_apply(qkv, heads, kv_heads, head_dim), "fused decode attention: qkv ", qkv.sizes(),
-               " (", qkv.scalar_type(), ") is not a contiguous 16-bit [batch, 1, (heads + 2 * ", kv_heads, ") * ",
-               head_dim, "] of a supported size");
-  const int64_t batch = qkv.size(0);
-  require(cos, qkv, "cos");
-  require(sin, qkv, "sin");
-  GPUJOB_CHECK(cos.numel() == batch * head_dim && sin.numel() == cos.numel(), "fused decode attention: cos ",
-               cos.sizes(), " and sin ", sin.sizes(), " are not [", batch, ", 1, ", head_dim, "]");
-  if (q_norm.defined()) require(q_norm, qkv, "q_norm");
-  if (k_norm.defined()) require(k_norm, qkv, "k_norm");
-  kernels::DecodeAttention a = decode_attention_arguments(r, qkv, batch, heads, head_dim);
-  a.qkv = qkv.data_ptr();
-  a.qkv_stride = qkv.size(2);
-  a.q_norm = q_norm.defined() ? q_norm.data_ptr() : nullptr;
-  a.k_norm = k_norm.defined() ? k_norm.data_ptr() : nullptr;
-  a.eps = static_cast<float>(eps);
-  a.norm_offset = static_cast<float>(offset);
-  a.cos = cos.data_ptr();
-  a.sin = sin.data_ptr();
-  return run_decode_attention(a, qkv);
 }
 
 #else
 
 bool fused_decode_attention_apply(const at::Tensor&, int64_t) { return false; }
 at::Tensor fused_decode_attention(const DecodeAttentionRequest&) {
-  fail("fused ops are built only with a CUDA libtorch");
-}
-bool fused_decode_inputs_apply(const at::Tensor&, int64_t, int64_t, int64_t) { return false; }
-at::Tensor fused_decode_attention_with_inputs(const at::Tensor&, const at::Tensor&, const at::Tensor&, double, double,
-                                              const at::Tensor&, const at::Tensor&, const DecodeAttentionRequest&) {
   fail("fused ops are built only with a CUDA libtorch");
 }
 

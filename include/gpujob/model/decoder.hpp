@@ -83,12 +83,6 @@ class Decoder {
   // (gpujob/model/fused_ops.hpp: fused_linear_add, fused_normed_linear). On by default (batch-1
   // decode 0.5-1.4% faster on an H200, BENCHMARKS.md); generate_bench --fold-norms 0 turns it off.
   void set_fold_norms(bool on) { fold_norms_ = on; }
-  // Decode attention with its inputs (with the fused work, bfloat16 and float16 decode steps): the
-  // attention kernel norms and rotates q and the new key and writes the key and value to the cache
-  // itself, from the stacked q/k/v output, so the separate attention-inputs kernel does not run
-  // (gpujob/model/fused_ops.hpp: fused_decode_attention_with_inputs). On by default;
-  // generate_bench --decode-inputs 0 turns it off.
-  void set_decode_inputs(bool on) { decode_inputs_ = on; }
   // Blocks run with folded norms since the decoder was made (a CUDA graph counts once, when it is
   // captured): what tests and benchmarks check to know the folded path ran.
   int64_t folded_blocks() const { return folded_blocks_; }
@@ -181,7 +175,6 @@ class Decoder {
   AttentionBackend backend_ = AttentionBackend::kAuto;
   bool fused_ops_ = false;
   bool fold_norms_ = true;
-  bool decode_inputs_ = true;
   mutable int64_t folded_blocks_ = 0;
   int64_t key_bucket_ = 1;
 };

@@ -113,15 +113,4 @@ struct DecodeAttentionRequest {
 bool fused_decode_attention_apply(const at::Tensor& q, int64_t kv_heads);
 at::Tensor fused_decode_attention(const DecodeAttentionRequest& request);
 
-// A decode step's attention inputs and its attention in one kernel: what fused_attention_inputs does
-// with a stacked q/k/v output of one token per row, qkv [batch, 1, (heads + 2 * kv_heads) * head_dim]
-// (q and k normed with q_norm / k_norm when defined, rotated with cos, sin [batch, 1, head_dim]; k and
-// v written to the request's cache at each row's slot and position), then fused_decode_attention of
-// that q (request.q is not used), without the separate kernel and its q tensor. Where
-// fused_decode_inputs_apply holds (bfloat16 and float16).
-bool fused_decode_inputs_apply(const at::Tensor& qkv, int64_t heads, int64_t kv_heads, int64_t head_dim);
-at::Tensor fused_decode_attention_with_inputs(const at::Tensor& qkv, const at::Tensor& q_norm, const at::Tensor& k_norm,
-                                              double eps, double offset, const at::Tensor& cos, const at::Tensor& sin,
-                                              const DecodeAttentionRequest& request);
-
 }  // namespace gpujob::model
