@@ -51,14 +51,13 @@ def main():
     print(f"{'ms':>9} {'share':>6} {'calls':>7} {'us/call':>8}  kernel")
     for key, t in sorted(total.items(), key=lambda kv: -kv[1])[: args.top]:
         print(f"{t / 1e3:9.2f} {100 * t / busy:5.1f}% {calls[key]:7d} {t / calls[key]:8.1f}  {key}")
+    ordered = sorted(kernels, key=lambda e: e["ts"]) if args.sequence or args.gaps else []
     if args.sequence:
-        ordered = sorted(kernels, key=lambda e: e["ts"])
         middle = len(ordered) // 2
         print(f"kernels {middle} to {middle + args.sequence} in order (start offset us, duration us):")
         for e in ordered[middle : middle + args.sequence]:
             print(f"{e['ts'] - ordered[middle]['ts']:10.1f} {e['dur']:8.1f}  {short_name(e['name'])}")
     if args.gaps:
-        ordered = sorted(kernels, key=lambda e: e["ts"])
         gaps, end = [], ordered[0]["ts"] + ordered[0]["dur"]
         for e in ordered[1:]:
             if e["ts"] - end > args.gaps:
