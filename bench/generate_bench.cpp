@@ -21,7 +21,8 @@
 // --step-only N then times N decode steps of all --batch slots (positions halfway through the
 // completions) through the same step path as the generator's (DecodeGraphs), queued back to back
 // without reading anything, and again reading each step's greedy tokens to the host before the
-// next: against the generator's decode step, what the host's part of a step costs.
+// next: against the generator's decode step, what the host's part of a step costs (one process
+// only; a sharded run leaves it out).
 //
 // Tensor parallel: under mpirun every rank holds one shard of the model (shards = ranks; on CUDA
 // rank r uses GPU r and the shards reduce over NCCL, on the CPU over MPI), every rank runs the same
