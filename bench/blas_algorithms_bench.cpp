@@ -4,7 +4,10 @@
 // heuristics offer for y = x W^T in bfloat16 (up to 64, with a 64 MiB workspace), each timed from a
 // CUDA graph of 32 calls over enough copies of the weight that none is still in the L2 cache
 // (bench/graph_timing.hpp). Prints weight GB/s: the first choice of the heuristics, the best of
-// them, and which one that is. CUDA builds only.
+// them, and which one that is. Then the same layers split along their inputs into float32 partial
+// sums with no reduction (the decoder's split_linear, and cuBLASLt's choices for 2 to 8 slices),
+// and the o and down layers with the residual addition + RMSNorm after them, unsplit and split
+// (us per pair). CUDA builds only.
 //
 //   blas_algorithms_bench [ROWS ...]     default: 8 16 32; the Qwen3-8B layers
 #include <ATen/ATen.h>
@@ -13,10 +16,12 @@
 
 #include <cublasLt.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
 #include <vector>
 
+#include "gpujob/model/fused_ops.hpp"
 #include "graph_timing.hpp"
 
 using bench::seconds_per_call;
@@ -38,14 +43,31 @@ struct LtGemm {
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
   cublasLtMatmulPreference_t preference = nullptr;
 
-  LtGemm(cublasLtHandle_t h, int64_t out, int64_t in, int64_t rows, size_t workspace) : handle(h) {
+  // splits > 1: the inputs cut into that many slices, each slice's product a float32 [rows, out]
+  // partial sum of its own (a strided batch over the slices; the sum of the partials is y).
+  LtGemm(cublasLtHandle_t h, int64_t out, int64_t in, int64_t rows, size_t workspace, int64_t splits = 1)
+      : handle(h) {
     check(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F), "cublasLtMatmulDescCreate");
     const cublasOperation_t transpose = CUBLAS_OP_T;
     check(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &transpose, sizeof(transpose)),
           "CUBLASLT_MATMUL_DESC_TRANSA");
-    check(cublasLtMatrixLayoutCreate(&a, CUDA_R_16BF, in, out, in), "layout A");
-    check(cublasLtMatrixLayoutCreate(&b, CUDA_R_16BF, in, rows, in), "layout B");
-    check(cublasLtMatrixLayoutCreate(&d, CUDA_R_16BF, out, rows, out), "layout D");
+    const int64_t k = in / splits;
+    check(cublasLtMatrixLayoutCreate(&a, CUDA_R_16BF, k, out, in), "layout A");
+    check(cublasLtMatrixLayoutCreate(&b, CUDA_R_16BF, k, rows, in), "layout B");
+    check(cublasLtMatrixLayoutCreate(&d, splits > 1 ? CUDA_R_32F : CUDA_R_16BF, out, rows, out), "layout D");
+    if (splits > 1) {
+      const int32_t count = static_cast<int32_t>(splits);
+      const int64_t d_stride = out * rows;
+      for (cublasLtMatrixLayout_t layout : {a, b, d})
+        check(cublasLtMatrixLayoutSetAttribute(layout, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof(count)),
+              "CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT");
+      for (cublasLtMatrixLayout_t layout : {a, b})
+        check(cublasLtMatrixLayoutSetAttribute(layout, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &k, sizeof(k)),
+              "CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET");
+      check(cublasLtMatrixLayoutSetAttribute(d, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &d_stride,
+                                             sizeof(d_stride)),
+            "CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET");
+    }
     check(cublasLtMatmulPreferenceCreate(&preference), "cublasLtMatmulPreferenceCreate");
     check(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace,
                                                sizeof(workspace)),
@@ -142,6 +164,80 @@ int main(int argc, char** argv) {
       std::printf("%-8s %5lld %10.0f %10.0f %10.0f %10.0f %6zu %zu, %d, %d, %d\n", s.name, static_cast<long long>(rows),
                   rate(linear), linear_lt > 0 ? rate(linear_lt) : 0.0, first > 0 ? rate(first) : 0.0,
                   best < 1e30 ? rate(best) : 0.0, algorithms.size(), best_index, tile, split_k, stages);
+      std::fflush(stdout);
+    }
+  }
+  // Split-K done by the caller: the inputs cut into S slices, one float32 partial sum per slice
+  // from one strided-batched GEMM, and no reduction kernel (whoever reads y adds the partials, as
+  // the residual addition + RMSNorm after o and down do: gpujob/model/fused_ops.hpp, split_linear).
+  // Against at::linear, whose own split-K adds a reduction kernel: GB/s of the partials' GEMM
+  // alone, by split_linear (S = 4, cublasGemmStridedBatchedEx) and by cuBLASLt's heuristics
+  // (first, best) for every S.
+  std::printf("\nsplit-K partials (float32, no reduction), weight GB/s\n%-8s %5s %6s %10s %12s %10s %10s\n", "layer",
+              "rows", "splits", "linear", "split_linear", "Lt first", "Lt best");
+  for (const Shape& s : shapes) {
+    if (s.out > 16384) continue;
+    const double bytes = 2.0 * s.out * s.in;
+    const std::vector<at::Tensor> weights = bench::weight_copies(s.out, s.in, opts);
+    const int copies = static_cast<int>(weights.size());
+    for (const int64_t rows : row_counts) {
+      const at::Tensor x = at::randn({rows, s.in}, opts);
+      at::Tensor y = at::empty({rows, s.out}, opts);
+      const auto rate = [&](double seconds) { return bytes / seconds / 1e9; };
+      const double linear = seconds_per_call([&](int i) { y = at::linear(x, weights[i % copies]); }, 32);
+      const at::Tensor want = at::linear(x.to(at::kFloat), weights[0].to(at::kFloat));
+      for (const int64_t splits : {2, 3, 4, 6, 8}) {
+        if (s.in % (splits * 64) != 0) continue;
+        at::Tensor partials = at::empty({splits, rows, s.out}, opts.dtype(at::kFloat));
+        const auto off = [&]() {
+          return (partials.sum(0) - want).abs().max().item<double>() / want.abs().max().item<double>();
+        };
+        double ours = 0;
+        if (splits == 4 && gpujob::model::split_linear_apply(x, weights[0])) {
+          partials = gpujob::model::split_linear(x, weights[0]);
+          if (off() > 1e-2) std::fprintf(stderr, "%s rows %lld: split_linear is off by %g\n", s.name,
+                                         static_cast<long long>(rows), off());
+          ours = seconds_per_call([&](int i) { partials = gpujob::model::split_linear(x, weights[i % copies]); }, 32);
+        }
+        const LtGemm gemm(handle, s.out, s.in, rows, static_cast<size_t>(workspace.numel()), splits);
+        const auto algorithms = gemm.algorithms(64);
+        double first = 0, best = 1e30;
+        for (size_t a = 0; a < algorithms.size(); ++a) {
+          gemm.run(algorithms[a].algo, weights[0], x, partials, workspace);
+          if (off() > 1e-2) continue;
+          const double t = seconds_per_call(
+              [&](int i) { gemm.run(algorithms[a].algo, weights[i % copies], x, partials, workspace); }, 32);
+          if (a == 0) first = t;
+          best = std::min(best, t);
+        }
+        std::printf("%-8s %5lld %6lld %10.0f %12.0f %10.0f %10.0f\n", s.name, static_cast<long long>(rows),
+                    static_cast<long long>(splits), rate(linear), ours > 0 ? rate(ours) : 0.0,
+                    first > 0 ? rate(first) : 0.0, best < 1e30 ? rate(best) : 0.0);
+        std::fflush(stdout);
+      }
+    }
+  }
+
+  // The layer and the residual addition + RMSNorm after it, as a decode step runs them: at::linear
+  // then fused_add_rms_norm, against split_linear then fused_add_partials_rms_norm (us per pair).
+  std::printf("\nlayer + residual addition + RMSNorm, us\n%-8s %5s %10s %10s\n", "layer", "rows", "linear", "split");
+  for (const Shape& s : shapes) {
+    if (s.out > 16384 || s.out == 6144) continue;
+    const std::vector<at::Tensor> weights = bench::weight_copies(s.out, s.in, opts);
+    const int copies = static_cast<int>(weights.size());
+    const at::Tensor norm_weight = at::randn({s.out}, opts);
+    for (const int64_t rows : row_counts) {
+      const at::Tensor x = at::randn({rows, s.in}, opts), residual = at::randn({rows, s.out}, opts);
+      if (!gpujob::model::split_linear_apply(x, weights[0])) continue;
+      std::pair<at::Tensor, at::Tensor> result;
+      const double plain = seconds_per_call([&](int i) {
+        result = gpujob::model::fused_add_rms_norm(residual, at::linear(x, weights[i % copies]), norm_weight, 1e-6, 0.0);
+      }, 32);
+      const double split = seconds_per_call([&](int i) {
+        result = gpujob::model::fused_add_partials_rms_norm(
+            residual, gpujob::model::split_linear(x, weights[i % copies]), norm_weight, 1e-6, 0.0);
+      }, 32);
+      std::printf("%-8s %5lld %10.1f %10.1f\n", s.name, static_cast<long long>(rows), plain * 1e6, split * 1e6);
       std::fflush(stdout);
     }
   }

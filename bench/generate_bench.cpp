@@ -97,10 +97,10 @@ int main(int argc, char** argv) {
   const bench::Args args(argc, argv,
                          {{"batch", "32"}, {"prompts", "32"}, {"prompt-len", "256"}, {"new", "128"},
                           {"dtype", "bfloat16"}, {"device", "cuda"}, {"warmup-prompts", "0"}, {"graphs", "1"}, {"fused", "1"},
-                          {"fold-norms", "1"}, {"trace", ""}, {"step-only", "0"}},
+                          {"fold-norms", "1"}, {"split-linear", "1"}, {"trace", ""}, {"step-only", "0"}},
                          "usage: generate_bench MODEL_DIR [--batch B] [--prompts N] [--prompt-len T] [--new K] "
                          "[--dtype bfloat16|float16|float32] [--device cuda|cpu] [--warmup-prompts N] [--graphs 0|1] [--fused 0|1] "
-                         "[--fold-norms 0|1] [--trace FILE.json] [--step-only N]");
+                         "[--fold-norms 0|1] [--split-linear 0|1] [--trace FILE.json] [--step-only N]");
   model::LoadOptions load;
   load.dtype = args.text("dtype") == "float32" ? at::kFloat : args.text("dtype") == "float16" ? at::kHalf : at::kBFloat16;
   const bool cuda = args.text("device") == "cuda";
@@ -112,6 +112,7 @@ int main(int argc, char** argv) {
   auto decoder = model::Decoder::load(args.model_dir(), load);
   decoder->set_fused_ops(args.integer("fused") != 0);
   decoder->set_fold_norms(args.integer("fold-norms") != 0);
+  decoder->set_split_linear(args.integer("split-linear") != 0);
 
   const int64_t prompt_len = args.integer("prompt-len"), new_tokens = args.integer("new");
   model::DecoderSlotModel slots(*decoder, args.integer("batch"), model::slot_positions_needed(prompt_len, new_tokens),
@@ -181,6 +182,9 @@ int main(int argc, char** argv) {
   // Folded norms (--fold-norms 1): blocks that ran folded, counted when a graph is captured.
   if (decoder->folded_blocks() > 0)
     std::printf("  folded norms: %lld blocks\n", static_cast<long long>(decoder->folded_blocks()));
+  // Split o and down layers (--split-linear 1): blocks that ran so, counted as folded norms are.
+  if (decoder->split_blocks() > 0)
+    std::printf("  split linear: %lld blocks\n", static_cast<long long>(decoder->split_blocks()));
   if (!args.text("trace").empty()) {
     bench::KinetoTrace trace(args.text("trace"));
     (void)generator.generate(requests);

@@ -110,8 +110,19 @@ std::pair<at::Tensor, Decoder::NormedInput> Decoder::norm_input(const Residual& 
       return {in.h, NormedInput{{}, {in.h, in.squares}, norm_weight}};
     return {in.h, NormedInput{rms_norm(in.h, norm_weight), {}, {}}};
   }
-  auto [h, normed] = add_rms_norm(in.h, in.pending, norm_weight);
+  auto [h, normed] = add_pending_rms_norm(in, norm_weight);
   return {h, NormedInput{normed, {}, {}}};
+}
+
+at::Tensor Decoder::pending_delta(const Residual& r) {
+  if (!r.pending_split) return r.pending;
+  return r.pending.sum(0).to(r.h.scalar_type());
+}
+
+std::pair<at::Tensor, at::Tensor> Decoder::add_pending_rms_norm(const Residual& r, const at::Tensor& weight) const {
+  if (r.pending_split && weight.scalar_type() == r.h.scalar_type() && fused_add_partials_rms_norm_apply(r.h, r.pending))
+    return fused_add_partials_rms_norm(r.h, r.pending, weight, config_.rms_norm_eps, config_.norm_offset);
+  return add_rms_norm(r.h, pending_delta(r), weight);
 }
 
 at::Tensor Decoder::linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias) const {
@@ -286,6 +297,16 @@ bool Decoder::folds_norms(int64_t l, const at::Tensor& attn, const at::Tensor& h
          fused_normed_linear_apply(h, w.mlp_norm, w.gate_up);
 }
 
+bool Decoder::splits_linear(int64_t l, const at::Tensor& attn, const at::Tensor& h, const Step& step) const {
+  const auto& w = weights_->layers[l];
+  // As folds_norms: one shard (the o and down outputs are complete), no sandwich norms (nothing
+  // between o and the addition), every row of the step continuing. The norm's kernel takes the
+  // partial sums where fused_add_partials_rms_norm_apply holds, else they are added up first.
+  return split_linear_ && fused_ops_ && options_.shard_count == 1 && !config_.sandwich_norms &&
+         !step.query_rows.defined() && h.scalar_type() == attn.scalar_type() &&
+         h.numel() == attn.numel() / attn.size(-1) * w.o.size(0) && split_linear_apply(attn, w.o);
+}
+
 Decoder::Residual Decoder::block(int64_t l, const Residual& in, Step& step) const {
   const auto& w = weights_->layers[l];
   // The previous block's last residual addition happens here, with this block's first norm (folded:
@@ -302,6 +323,14 @@ Decoder::Residual Decoder::block(int64_t l, const Residual& in, Step& step) cons
     if (!fused_linear_apply(activated, w.down)) return {mid.h, project_out(activated, w.down), {}};
     const ResidualRow out = fused_linear_add(activated, w.down, {}, mid.h);
     return {out.h, {}, out.squares};
+  }
+  if (splits_linear(l, attn, residual, step)) {
+    // o's partial sums added up in the norm after it; down's in the next block's first norm.
+    ++split_blocks_;
+    const auto [mid, mlp_normed] = add_pending_rms_norm({residual, split_linear(attn, w.o), {}, true}, w.mlp_norm);
+    const at::Tensor activated = mlp_activation(l, NormedInput{mlp_normed, {}, {}});
+    if (split_linear_apply(activated, w.down)) return {mid, split_linear(activated, w.down), {}, true};
+    return {mid, project_out(activated, w.down), {}};
   }
   at::Tensor attn_out = project_out(attn, w.o);
   if (config_.sandwich_norms) attn_out = rms_norm(attn_out, w.post_attn_norm);
@@ -371,7 +400,7 @@ ForwardOutput Decoder::forward(const TokenBatch& batch, const ForwardRequest& re
     }
   }
   if (deepest == n_layers) {  // HF's last hidden state is after the final norm
-    const at::Tensor normed = add_rms_norm(r.h, r.pending, weights_->final_norm).second;
+    const at::Tensor normed = add_pending_rms_norm(r, weights_->final_norm).second;
     store(n_layers, normed);
     if (request.logits) out.logits = lm_head(normed);
   }

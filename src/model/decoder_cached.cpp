@@ -95,7 +95,7 @@ at::Tensor Decoder::forward_cached(KvCache& cache, const std::vector<int64_t>& s
   const auto at_last = [&](const at::Tensor& t) {
     return t.defined() ? t.reshape({B * T, -1}).index_select(0, last_rows) : t;
   };
-  at::Tensor logits = lm_head(add_rms_norm(at_last(r.h), at_last(r.pending), weights_->final_norm).second);
+  at::Tensor logits = lm_head(add_rms_norm(at_last(r.h), at_last(pending_delta(r)), weights_->final_norm).second);
   for (int64_t b = 0; b < B; ++b)
     cache.set_length(slots[b], cache.length(slots[b]) + static_cast<int64_t>(new_tokens[b].size()));
   return logits;
@@ -120,7 +120,7 @@ at::Tensor Decoder::decode_step(KvCache& cache, const at::Tensor& ids, const at:
   step.cache_rows = step.write_dst;
   Residual r{embed(ids.view({S, 1})), {}, {}};
   for (int64_t l = 0; l < config_.num_layers; ++l) r = block(l, r, step);
-  return lm_head(add_rms_norm(r.h, r.pending, weights_->final_norm).second.select(1, 0));
+  return lm_head(add_pending_rms_norm(r, weights_->final_norm).second.select(1, 0));
 }
 
 }  // namespace gpujob::model

@@ -57,22 +57,27 @@ __global__ void rms_norm_kernel(const T* __restrict__ a, const T* __restrict__ b
   }
 }
 
-// RMSNorm of rows held in registers: each thread reads up to kNormVectors 16-byte vectors of a
-// row once (with b, the residual addition first, its sum written out), so a row costs one read
-// of each input and one write of each output. Arguments as rms_norm_kernel's.
+// RMSNorm of rows held in registers: each thread reads up to kVectors 16-byte vectors of a row
+// once (with b, the residual addition first, its sum written out), so a row costs one read of
+// each input and one write of each output. Arguments as rms_norm_kernel's. With kPartials, b is
+// not read: what is added to a is round(the sum of kLinearSplits float32 partial sums), the
+// partials of the row at parts + s * split_stride + row * hidden (split_linear's output); a thread
+// then holds one vector, so that a row's many partial loads spread over twice the warps.
 constexpr int kNormVectors = 2;
+constexpr int kPartialsNormVectors = 1;
 
-template <typename T>
+template <typename T, bool kPartials, int kVectors>
 __global__ void rms_norm_vector_kernel(const T* __restrict__ a, const T* __restrict__ b, const T* __restrict__ weight,
                                        T* __restrict__ sum, T* __restrict__ out, int64_t hidden, int64_t rows_per_group,
-                                       int64_t group_stride, float eps, float offset) {
+                                       int64_t group_stride, float eps, float offset,
+                                       const float* __restrict__ parts, int64_t split_stride) {
   allow_next_grid();
   constexpr int V = kPerVector<T>;
   // The weights are constant: read before waiting for the inputs, so that their latency overlaps
   // the previous kernel's end instead of following the row's sum.
-  Vector<T> w[kNormVectors];
+  Vector<T> w[kVectors];
 #pragma unroll
-  for (int k = 0; k < kNormVectors; ++k) {
+  for (int k = 0; k < kVectors; ++k) {
     const int64_t at = (threadIdx.x + static_cast<int64_t>(k) * blockDim.x) * V;
     if (at < hidden) w[k] = load_vector(weight + at);
   }
@@ -80,14 +85,36 @@ __global__ void rms_norm_vector_kernel(const T* __restrict__ a, const T* __restr
   const int64_t row = blockIdx.x;
   const int64_t in_start = (row / rows_per_group) * group_stride + (row % rows_per_group) * hidden;
   const int64_t out_start = row * hidden;
-  float x[kNormVectors][V];
+  float x[kVectors][V];
   float squares = 0.f;
 #pragma unroll
-  for (int k = 0; k < kNormVectors; ++k) {
+  for (int k = 0; k < kVectors; ++k) {
     const int64_t at = (threadIdx.x + static_cast<int64_t>(k) * blockDim.x) * V;
     if (at >= hidden) break;
     const Vector<T> va = load_vector(a + in_start + at);
-    if (b != nullptr) {
+    if constexpr (kPartials) {
+      // Every partial's loads first (kLinearSplits x V floats), then their sums.
+      float4 p[kLinearSplits][V / 4];
+#pragma unroll
+      for (int s = 0; s < kLinearSplits; ++s)
+#pragma unroll
+        for (int q = 0; q < V / 4; ++q)
+          p[s][q] = *reinterpret_cast<const float4*>(parts + s * split_stride + out_start + at + 4 * q);
+      Vector<T> vs;
+#pragma unroll
+      for (int q = 0; q < V / 4; ++q) {
+        float4 d = p[0][q];
+#pragma unroll
+        for (int s = 1; s < kLinearSplits; ++s) d.x += p[s][q].x, d.y += p[s][q].y, d.z += p[s][q].z, d.w += p[s][q].w;
+        const float delta[4] = {d.x, d.y, d.z, d.w};
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          vs.e[4 * q + j] = from_float<T>(to_float(va.e[4 * q + j]) + rounded<T>(delta[j]));
+          x[k][4 * q + j] = to_float(vs.e[4 * q + j]);
+        }
+      }
+      store_vector(sum + out_start + at, vs);
+    } else if (b != nullptr) {
       const Vector<T> vb = load_vector(b + in_start + at);
       Vector<T> vs;
 #pragma unroll
@@ -105,7 +132,7 @@ __global__ void rms_norm_vector_kernel(const T* __restrict__ a, const T* __restr
   }
   const float inv_rms = rsqrtf(block_sum(squares) / static_cast<float>(hidden) + eps);
 #pragma unroll
-  for (int k = 0; k < kNormVectors; ++k) {
+  for (int k = 0; k < kVectors; ++k) {
     const int64_t at = (threadIdx.x + static_cast<int64_t>(k) * blockDim.x) * V;
     if (at >= hidden) break;
     Vector<T> o;
@@ -119,13 +146,13 @@ __global__ void rms_norm_vector_kernel(const T* __restrict__ a, const T* __restr
 // stride that is not a whole number of 16-byte vectors, a pointer not 16-byte aligned, a row
 // longer than 1024 threads hold).
 int norm_vector_threads(int64_t hidden, int64_t group_stride, int64_t element_size,
-                        std::initializer_list<const void*> pointers) {
+                        std::initializer_list<const void*> pointers, int vectors = kNormVectors) {
   const int64_t per_vector = 16 / element_size;
   if (hidden % per_vector != 0 || group_stride % per_vector != 0) return 0;
   for (const void* p : pointers)
     if (!detail::aligned_16(p)) return 0;
-  const int64_t vectors = hidden / per_vector;
-  const int64_t threads = ((vectors + kNormVectors - 1) / kNormVectors + 31) / 32 * 32;
+  const int64_t row_vectors = hidden / per_vector;
+  const int64_t threads = ((row_vectors + vectors - 1) / vectors + 31) / 32 * 32;
   return threads <= 1024 ? static_cast<int>(threads) : 0;
 }
 
@@ -265,14 +292,41 @@ void launch_rms_norm(ElementType type, const void* a, const void* b, const void*
   dispatch(type, b != nullptr ? "fused add + rms_norm" : "fused rms_norm", [&](auto tag) {
     using T = typename decltype(tag)::type;
     const int threads = norm_vector_threads(hidden, group_stride, sizeof(T), {a, b, weight, sum, out});
-    const auto kernel = threads > 0 ? rms_norm_vector_kernel<T> : rms_norm_kernel<T>;
-    detail::launch(kernel, static_cast<unsigned>(rows), threads > 0 ? threads : kNormThreads, 0, stream,
-                   static_cast<const T*>(a), static_cast<const T*>(b), static_cast<const T*>(weight),
-                   static_cast<T*>(sum), static_cast<T*>(out), hidden, rows_per_group, group_stride, eps, offset);
+    const auto* ta = static_cast<const T*>(a);
+    const auto* tb = static_cast<const T*>(b);
+    const auto* tw = static_cast<const T*>(weight);
+    if (threads > 0) {
+      detail::launch(rms_norm_vector_kernel<T, false, kNormVectors>, static_cast<unsigned>(rows), threads, 0, stream, ta, tb, tw,
+                     static_cast<T*>(sum), static_cast<T*>(out), hidden, rows_per_group, group_stride, eps, offset,
+                     static_cast<const float*>(nullptr), int64_t{0});
+    } else {
+      detail::launch(rms_norm_kernel<T>, static_cast<unsigned>(rows), kNormThreads, 0, stream, ta, tb, tw,
+                     static_cast<T*>(sum), static_cast<T*>(out), hidden, rows_per_group, group_stride, eps, offset);
+    }
   });
 }
 
 }  // namespace
+
+bool add_partials_rms_norm_support(int64_t hidden, int64_t element_size, std::initializer_list<const void*> pointers) {
+  return norm_vector_threads(hidden, hidden, element_size, pointers, kPartialsNormVectors) > 0;
+}
+
+void add_partials_rms_norm(ElementType type, const void* a, const float* parts, const void* weight, void* sum,
+                           void* out, int64_t rows, int64_t hidden, float eps, float offset, cudaStream_t stream) {
+  if (rows == 0) return;
+  dispatch(type, "fused add of partial sums + rms_norm", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const int threads =
+        norm_vector_threads(hidden, hidden, sizeof(T), {a, parts, weight, sum, out}, kPartialsNormVectors);
+    if (threads == 0)
+      throw std::runtime_error("fused add of partial sums + rms_norm: rows of this length or alignment are not taken");
+    detail::launch(rms_norm_vector_kernel<T, true, kPartialsNormVectors>, static_cast<unsigned>(rows), threads, 0, stream,
+                   static_cast<const T*>(a), static_cast<const T*>(nullptr), static_cast<const T*>(weight),
+                   static_cast<T*>(sum), static_cast<T*>(out), hidden, rows, rows * hidden, eps, offset, parts,
+                   rows * hidden);
+  });
+}
 
 void rms_norm(ElementType type, const void* x, const void* weight, void* out, int64_t rows, int64_t hidden,
               int64_t rows_per_group, int64_t group_stride, float eps, float offset, cudaStream_t stream) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 
 #include <cuda_runtime_api.h>
 
@@ -22,6 +23,19 @@ void rms_norm(ElementType type, const void* x, const void* weight, void* out, in
 // RMSNorm(sum) as rms_norm computes it, for `rows` contiguous rows of `hidden` elements.
 void add_rms_norm(ElementType type, const void* a, const void* b, const void* weight, void* sum, void* out,
                   int64_t rows, int64_t hidden, float eps, float offset, cudaStream_t stream);
+
+// How many slices split_linear (fused_ops.cpp) cuts a few-row linear layer's inputs into: each
+// slice's product is a float32 partial sum of the output, and add_partials_rms_norm adds them up.
+// Four filled an H200 best for the o and down layers of Qwen3-8B at 16 and 32 rows (BENCHMARKS.md).
+constexpr int kLinearSplits = 4;
+
+// add_rms_norm with b given as kLinearSplits float32 partial sums, parts[s * rows * hidden + r *
+// hidden + c]: sum = round(a + round(sum of the partials)), out = RMSNorm(sum). Only where
+// add_partials_rms_norm_support holds (rows of whole 16-byte vectors, short enough for one block
+// to hold in registers, every pointer 16-byte aligned).
+bool add_partials_rms_norm_support(int64_t hidden, int64_t element_size, std::initializer_list<const void*> pointers);
+void add_partials_rms_norm(ElementType type, const void* a, const float* parts, const void* weight, void* sum,
+                           void* out, int64_t rows, int64_t hidden, float eps, float offset, cudaStream_t stream);
 
 // out[r, c] = round(round(act(gate[r, c])) * up[r, c]) for `rows` rows of `width` elements, act
 // SiLU or GELU with the tanh approximation. Row r of gate and of up starts at r * row_stride

@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -9,6 +10,7 @@
 
 #if defined(GPUJOB_WITH_CUDA) && defined(GPUJOB_WITH_FUSED_KERNELS)
 #include <ATen/cuda/CUDAContext.h>
+#include <cublas_v2.h>
 
 #include "fused_kernels.cuh"
 #include "decode_attention.cuh"
@@ -159,6 +161,80 @@ std::pair<at::Tensor, at::Tensor> fused_add_rms_norm(const at::Tensor& a, const 
   kernels::add_rms_norm(element_type(a), a.data_ptr(), b.data_ptr(), weight.data_ptr(), sum.data_ptr(),
                         out.data_ptr(), a.numel() / hidden, hidden, static_cast<float>(eps),
                         static_cast<float>(offset), at::cuda::getCurrentCUDAStream());
+  return {sum, out};
+}
+
+namespace {
+
+constexpr int64_t kSplitLinearMaxRows = 32;
+
+cudaDataType_t cuda_data_type(const at::Tensor& x) {
+  switch (x.scalar_type()) {
+    case at::kFloat: return CUDA_R_32F;
+    case at::kBFloat16: return CUDA_R_16BF;
+    case at::kHalf: return CUDA_R_16F;
+    default: fail("split linear: dtype ", x.scalar_type(), " is not float32, bfloat16 or float16");
+  }
+}
+
+}  // namespace
+
+bool split_linear_apply(const at::Tensor& x, const at::Tensor& w) {
+  if (!fused_ops_apply(x) || !w.is_cuda() || w.scalar_type() != x.scalar_type() || w.device() != x.device() ||
+      w.dim() != 2 || !w.is_contiguous() || !x.is_contiguous() || x.dim() < 1 || x.size(-1) != w.size(1))
+    return false;
+  const int64_t in = w.size(1), rows = x.numel() / std::max<int64_t>(in, 1);
+  const int64_t per_vector = 16 / x.element_size();
+  return rows >= 2 && rows <= kSplitLinearMaxRows && in % (kernels::kLinearSplits * per_vector) == 0 &&
+         w.size(0) % 4 == 0 && reinterpret_cast<std::uintptr_t>(x.data_ptr()) % 16 == 0 &&
+         reinterpret_cast<std::uintptr_t>(w.data_ptr()) % 16 == 0;
+}
+
+at::Tensor split_linear(const at::Tensor& x, const at::Tensor& w) {
+  GPUJOB_CHECK(split_linear_apply(x, w), "split linear: x ", x.sizes(), " (", x.scalar_type(), ") and w ", w.sizes(),
+               " are not operands of the split GEMM (2 to ", kSplitLinearMaxRows,
+               " contiguous rows, inputs in whole 16-byte vectors per slice, one CUDA dtype)");
+  const int64_t in = w.size(1), out_features = w.size(0), rows = x.numel() / in;
+  const int64_t k = in / kernels::kLinearSplits;
+  std::vector<int64_t> sizes = {kernels::kLinearSplits};
+  sizes.insert(sizes.end(), x.sizes().begin(), x.sizes().end());
+  sizes.back() = out_features;
+  at::Tensor parts = at::empty(sizes, x.options().dtype(at::kFloat));
+  // Column-major terms: parts[s]^T [out, rows] = W[:, slice s] (stored [in, out], transposed) times
+  // x[:, slice s]^T ([in, rows]); slice s of W and of x starts s * k elements into their rows.
+  const float one = 1.0f, zero = 0.0f;
+  const cudaDataType_t type = cuda_data_type(x);
+  const cublasStatus_t status = cublasGemmStridedBatchedEx(
+      at::cuda::getCurrentCUDABlasHandle(), CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(out_features),
+      static_cast<int>(rows), static_cast<int>(k), &one, w.data_ptr(), type, static_cast<int>(in), k, x.data_ptr(), type,
+      static_cast<int>(in), k, &zero, parts.data_ptr(), CUDA_R_32F, static_cast<int>(out_features), rows * out_features,
+      static_cast<int>(kernels::kLinearSplits), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+  GPUJOB_CHECK(status == CUBLAS_STATUS_SUCCESS, "split linear: cuBLAS failed with status ", static_cast<int>(status),
+               " for w ", w.sizes(), " and ", rows, " rows");
+  return parts;
+}
+
+bool fused_add_partials_rms_norm_apply(const at::Tensor& a, const at::Tensor& parts) {
+  if (!fused_ops_apply(a) || !a.is_contiguous() || a.dim() < 1 || !parts.defined() || !parts.is_cuda() ||
+      parts.device() != a.device() || parts.scalar_type() != at::kFloat || !parts.is_contiguous() ||
+      parts.dim() != a.dim() + 1 || parts.size(0) != kernels::kLinearSplits || parts.sizes().slice(1) != a.sizes())
+    return false;
+  return kernels::add_partials_rms_norm_support(a.size(-1), a.element_size(), {a.data_ptr(), parts.data_ptr()});
+}
+
+std::pair<at::Tensor, at::Tensor> fused_add_partials_rms_norm(const at::Tensor& a, const at::Tensor& parts,
+                                                              const at::Tensor& weight, double eps, double offset) {
+  GPUJOB_CHECK(fused_add_partials_rms_norm_apply(a, parts), "fused add of partial sums + rms_norm: a ", a.sizes(),
+               " (", a.scalar_type(), ") and parts ", parts.sizes(), " (", parts.scalar_type(),
+               ") are not a contiguous CUDA row block and its ", kernels::kLinearSplits, " float32 partial sums");
+  require(weight, a, "the norm weight");
+  const int64_t hidden = a.size(-1);
+  GPUJOB_CHECK(weight.numel() == hidden, "fused add of partial sums + rms_norm: weight has ", weight.numel(),
+               " elements for rows of ", hidden);
+  at::Tensor sum = at::empty(a.sizes(), a.options()), out = at::empty(a.sizes(), a.options());
+  kernels::add_partials_rms_norm(element_type(a), a.data_ptr(), parts.data_ptr<float>(), weight.data_ptr(),
+                                 sum.data_ptr(), out.data_ptr(), a.numel() / hidden, hidden, static_cast<float>(eps),
+                                 static_cast<float>(offset), at::cuda::getCurrentCUDAStream());
   return {sum, out};
 }
 
@@ -354,6 +430,14 @@ at::Tensor fused_decode_attention(const DecodeAttentionRequest& r) {
 }
 
 #else
+
+bool split_linear_apply(const at::Tensor&, const at::Tensor&) { return false; }
+at::Tensor split_linear(const at::Tensor&, const at::Tensor&) { fail("fused ops are built only with a CUDA libtorch"); }
+bool fused_add_partials_rms_norm_apply(const at::Tensor&, const at::Tensor&) { return false; }
+std::pair<at::Tensor, at::Tensor> fused_add_partials_rms_norm(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                                              double, double) {
+  fail("fused ops are built only with a CUDA libtorch");
+}
 
 bool fused_decode_attention_apply(const at::Tensor&, int64_t) { return false; }
 at::Tensor fused_decode_attention(const DecodeAttentionRequest&) {

@@ -515,3 +515,98 @@ TEST_CASE("folded norms give the logits of the separate kernels in one-sequence 
     }
   }
 }
+
+TEST_CASE("split linear: the partial sums add up to the layer, and the norm after it adds them up") {
+  if (!have_gpu()) return;
+  at::manual_seed(14);
+  const auto f32 = at::TensorOptions().device(at::kCUDA).dtype(at::kFloat);
+  for (const auto type : kTypes)
+  for (const int64_t rows : {2, 5, 32})
+  for (const auto& [out, in] : std::vector<std::pair<int64_t, int64_t>>{{1000, 64}, {4096, 4096}, {256, 12288}}) {
+    INFO("dtype " << type << ", rows " << rows << ", out " << out << ", in " << in);
+    const at::Tensor x = at::randn({rows, 1, in}, f32).to(type), w = (at::randn({out, in}, f32) * 0.05).to(type);
+    REQUIRE(split_linear_apply(x, w));
+    const at::Tensor parts = split_linear(x, w);
+    REQUIRE(parts.sizes() == at::IntArrayRef({4, rows, 1, out}));
+    REQUIRE(parts.scalar_type() == at::kFloat);
+    // The partials are float32 sums of exact products: only their order separates them from float64.
+    const at::Tensor want = at::matmul(x.to(at::kDouble), w.to(at::kDouble).t());
+    CHECK(tiny::relative_error(parts.sum(0).cpu(), want.cpu()) < 1e-5);
+    // The norm kernel adds them up in float32 and rounds once, as the unsplit layer's output is
+    // rounded before the residual addition.
+    const at::Tensor a = (at::randn({rows, 1, out}, f32) * 3).to(type), norm_w = at::randn({out}, f32).to(type);
+    REQUIRE(fused_add_partials_rms_norm_apply(a, parts));
+    for (const double offset : {0.0, 1.0}) {
+      const auto [sum, normed] = fused_add_partials_rms_norm(a, parts, norm_w, 1e-6, offset);
+      const auto [want_sum, want_normed] = fused_add_rms_norm(a, parts.sum(0).to(type), norm_w, 1e-6, offset);
+      CHECK(steps_apart(sum, want_sum) <= 1.01);
+      CHECK(steps_apart(normed, want_normed) <= 2.02);
+    }
+  }
+  // What it does not take: one row, more than 32, inputs that do not cut into 16-byte slices.
+  const auto bf = f32.dtype(at::kBFloat16);
+  CHECK_FALSE(split_linear_apply(at::randn({1, 64}, bf), at::randn({8, 64}, bf)));
+  CHECK_FALSE(split_linear_apply(at::randn({33, 64}, bf), at::randn({8, 64}, bf)));
+  CHECK_FALSE(split_linear_apply(at::randn({4, 48}, bf), at::randn({8, 48}, bf)));
+  CHECK(split_linear_apply(at::randn({4, 48}, f32), at::randn({8, 48}, f32)));
+  CHECK_FALSE(fused_add_partials_rms_norm_apply(at::randn({4, 64}, bf), at::zeros({2, 4, 64}, f32)));
+  CHECK_THROWS_WITH(split_linear(at::randn({1, 64}, bf), at::randn({8, 64}, bf)),
+                    Catch::Contains("are not operands of the split GEMM"));
+}
+
+TEST_CASE("split o and down layers give the logits of the unsplit ones in batched decoding, every family") {
+  if (!have_gpu()) return;
+  for (const std::string kind : {"llama3", "qwen2", "qwen3", "gemma3"}) {
+    INFO("model " << kind);
+    auto json = tiny::config_for(kind);
+    json["head_dim"] = 64;
+    json["intermediate_size"] = 64;  // down's inputs in 16-byte slices in every dtype
+    const ModelConfig config = parse_model_config(json, "config.json");
+    const std::string dir = tiny::write_checkpoint(json, tiny::random_weights(config, 15));
+    const int64_t V = config.vocab_size;
+    for (const auto type : {at::kFloat, at::kBFloat16}) {
+      INFO("dtype " << type);
+      int64_t split = 0;
+      const auto run = [&](bool on) {
+        LoadOptions load;
+        load.device = at::Device(at::kCUDA, 0);
+        load.dtype = type;
+        auto decoder = Decoder::load(dir, load);
+        decoder->set_fused_ops(true);
+        decoder->set_split_linear(on);
+        KvCache cache = decoder->make_kv_cache(3, 24);
+        std::vector<at::Tensor> logits;
+        // A prefill of 3 x 5 rows (15: split too; over 32 would not be), one token each, then
+        // decode steps of the three slots.
+        logits.push_back(decoder->forward_cached(cache, {0, 1, 2}, {tiny::token_sequence(1, 5, V),
+                                                                     tiny::token_sequence(2, 4, V),
+                                                                     tiny::token_sequence(3, 2, V)}).cpu());
+        logits.push_back(decoder->forward_cached(cache, {2, 0, 1}, {{5 % V}, {7 % V}, {11 % V}}).cpu());
+        for (int step = 0; step < 3; ++step) {
+          std::vector<int64_t> ids, positions;
+          int64_t longest = 0;
+          for (int64_t s = 0; s < 3; ++s) {
+            ids.push_back((step * 7 + 3 * s + 4) % V);
+            positions.push_back(cache.length(s));
+            longest = std::max(longest, cache.length(s) + 1);
+          }
+          logits.push_back(decoder->decode_step(cache, at::tensor(ids, at::kLong).to(at::kCUDA),
+                                                at::tensor(positions, at::kLong).to(at::kCUDA),
+                                                decoder->attended_key_length(longest, 24)).cpu());
+          for (int64_t s = 0; s < 3; ++s) cache.set_length(s, cache.length(s) + 1);
+        }
+        if (on) split = decoder->split_blocks();
+        return logits;
+      };
+      const auto plain = run(false), split_run = run(true);
+      // Sandwich norms (Gemma 3) norm the o and down outputs before the addition: nothing splits.
+      CHECK(split == (config.sandwich_norms ? 0 : 5 * config.num_layers));  // the 5 calls, every block
+      for (size_t i = 0; i < plain.size(); ++i) {
+        INFO("call " << i);
+        // The layers' float32 sums are added in another order: in bfloat16 an output can round
+        // one step apart.
+        CHECK(tiny::relative_error(split_run[i], plain[i]) < (type == at::kFloat ? 1e-5 : 2e-2));
+      }
+    }
+  }
+}

@@ -86,6 +86,14 @@ class Decoder {
   // Blocks run with folded norms since the decoder was made (a CUDA graph counts once, when it is
   // captured): what tests and benchmarks check to know the folded path ran.
   int64_t folded_blocks() const { return folded_blocks_; }
+  // Split o and down layers (with the fused work, decode steps of 2 to 32 rows of one shard, no
+  // sandwich norms): each layer leaves float32 partial sums over slices of its inputs and the
+  // residual addition + RMSNorm after it adds them up, where cuBLAS would split the layer itself
+  // and reduce in a kernel of its own (gpujob/model/fused_ops.hpp: split_linear). On by default
+  // (BENCHMARKS.md); generate_bench --split-linear 0 turns it off. split_blocks() counts the
+  // blocks that ran so (a CUDA graph counts once, when it is captured).
+  void set_split_linear(bool on) { split_linear_ = on; }
+  int64_t split_blocks() const { return split_blocks_; }
 
   // Full (uncached) forward over a right-padded batch. Runs only the blocks the deepest
   // requested index needs; padding never changes a sequence's results.
@@ -132,8 +140,11 @@ class Decoder {
   // The residual stream between blocks: h plus, when the addition is left to the next norm (one
   // kernel makes both, add_rms_norm), the last block's MLP output. With folded norms h is complete
   // and squares holds the sums of squares of h that the next block's first kernel norms it with.
+  // With split layers pending is instead the float32 partial sums of the down projection
+  // (split_linear: [splits, ...h's shape]) and pending_split is set.
   struct Residual {
     at::Tensor h, pending, squares;
+    bool pending_split = false;
   };
   // A layer's input behind an RMSNorm: the normed tensor, or with folded norms the residual row
   // and the norm weight, for the layer's kernel to norm (defined in decoder.cpp).
@@ -147,7 +158,11 @@ class Decoder {
   // {h + delta, rms_norm(h + delta)}; delta undefined: {h, rms_norm(h)}.
   std::pair<at::Tensor, at::Tensor> add_rms_norm(const at::Tensor& h, const at::Tensor& delta,
                                                  const at::Tensor& weight) const;
-  static at::Tensor settle(const Residual& r) { return r.pending.defined() ? r.h + r.pending : r.h; }
+  // What is still to be added to r.h, in h's dtype (split partial sums added up and rounded).
+  static at::Tensor pending_delta(const Residual& r);
+  static at::Tensor settle(const Residual& r) { return r.pending.defined() ? r.h + pending_delta(r) : r.h; }
+  // add_rms_norm(r.h, pending_delta(r), weight), with split partial sums added up in the norm's kernel.
+  std::pair<at::Tensor, at::Tensor> add_pending_rms_norm(const Residual& r, const at::Tensor& weight) const;
   // at::linear, or with the fused work the small-batch kernel where it applies (decode steps).
   at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias = {}) const;
   void check_cache(const KvCache& cache, const char* caller) const;
@@ -163,6 +178,9 @@ class Decoder {
   at::Tensor project_out(const at::Tensor& x, const at::Tensor& w) const;
   // Whether block `layer` folds its norms for attention output attn and residual h (one row).
   bool folds_norms(int64_t layer, const at::Tensor& attn, const at::Tensor& h, const Step& step) const;
+  // Whether block `layer` splits its o projection (attention output attn, residual h) and, when the
+  // MLP's activation act takes it too, its down projection.
+  bool splits_linear(int64_t layer, const at::Tensor& attn, const at::Tensor& h, const Step& step) const;
   Residual block(int64_t layer, const Residual& in, Step& step) const;
   // Makes the step's next block compute queries only at `rows` (ForwardRequest::deepest_rows).
   void select_query_rows(const TokenBatch& batch, const std::vector<std::vector<int64_t>>& rows, Step& step) const;
@@ -176,6 +194,8 @@ class Decoder {
   bool fused_ops_ = false;
   bool fold_norms_ = true;
   mutable int64_t folded_blocks_ = 0;
+  bool split_linear_ = true;
+  mutable int64_t split_blocks_ = 0;
   int64_t key_bucket_ = 1;
 };
 

@@ -35,6 +35,25 @@ at::Tensor fused_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tens
 std::pair<at::Tensor, at::Tensor> fused_add_rms_norm(const at::Tensor& a, const at::Tensor& b, const at::Tensor& weight,
                                                      double eps, double offset);
 
+// A linear layer of a few rows (2 to 32: a decode step of that many sequences) cut along its inputs
+// into slices, with no reduction at its end: y = at::linear(x, w) is the sum of the returned float32
+// partial sums [splits, ...x's shape but the last, out] (one strided-batched cuBLAS GEMM, one slice
+// each), and fused_add_partials_rms_norm adds them up inside the residual addition that follows the
+// o and down layers. At these rows cuBLAS splits such layers itself and runs a reduction kernel
+// after them; this way that kernel's work moves into the norm (BENCHMARKS.md).
+// split_linear_apply: CUDA tensors of one dtype (float32, bfloat16, float16), x and w [out, in]
+// contiguous, 2 to 32 rows, `in` a whole number of 16-byte vectors per slice, `out` of 16 bytes.
+bool split_linear_apply(const at::Tensor& x, const at::Tensor& w);
+at::Tensor split_linear(const at::Tensor& x, const at::Tensor& w);
+
+// {round(a + round(sum over s of parts[s])), RMSNorm of that} as fused_add_rms_norm computes it with
+// b = the rounded sum: the residual addition of a split_linear output and the norm after it, one
+// kernel. fused_add_partials_rms_norm_apply: a contiguous a (CUDA, a fused_ops dtype) whose rows
+// one block holds (whole 16-byte vectors) and parts as split_linear returns them for it.
+bool fused_add_partials_rms_norm_apply(const at::Tensor& a, const at::Tensor& parts);
+std::pair<at::Tensor, at::Tensor> fused_add_partials_rms_norm(const at::Tensor& a, const at::Tensor& parts,
+                                                              const at::Tensor& weight, double eps, double offset);
+
 // Whether fused_linear takes x and w: CUDA tensors of one dtype, x a single contiguous row (every
 // dimension but the last of size 1), w contiguous [out, in], the row length a multiple of 16
 // bytes. From two rows on a GEMM library is the better kernel (bench/linear_bench.cpp).
