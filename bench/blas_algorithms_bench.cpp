@@ -17,6 +17,7 @@
 #include <cublasLt.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -98,6 +99,40 @@ struct LtGemm {
   }
 };
 
+struct Shape {
+  const char* name;
+  int64_t out, in;
+};
+
+// One layer shape at one row count: copies of its weight that keep the calls out of L2, an input,
+// and the seconds per call of at::linear, which every variant is held against.
+struct LayerCase {
+  const Shape& shape;
+  int64_t rows;
+  const std::vector<at::Tensor>& weights;
+  at::Tensor x;
+  double linear;
+  const at::Tensor& weight(int i) const { return weights[static_cast<size_t>(i) % weights.size()]; }
+  double rate(double seconds) const { return 2.0 * shape.out * shape.in / seconds / 1e9; }  // weight GB/s
+};
+
+// Calls fn(LayerCase) for every shape of at most max_out outputs and every row count.
+template <typename F>
+void for_each_case(const std::vector<Shape>& shapes, const std::vector<int64_t>& row_counts,
+                   const at::TensorOptions& opts, int64_t max_out, F&& fn) {
+  for (const Shape& s : shapes) {
+    if (s.out > max_out) continue;
+    const std::vector<at::Tensor> weights = bench::weight_copies(s.out, s.in, opts);
+    for (const int64_t rows : row_counts) {
+      const at::Tensor x = at::randn({rows, s.in}, opts);
+      at::Tensor y;
+      const double linear =
+          seconds_per_call([&](int i) { y = at::linear(x, weights[static_cast<size_t>(i) % weights.size()]); }, 32);
+      fn(LayerCase{s, rows, weights, x, linear});
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -106,10 +141,6 @@ int main(int argc, char** argv) {
     row_counts.clear();
     for (int i = 1; i < argc; ++i) row_counts.push_back(std::stoll(argv[i]));
   }
-  struct Shape {
-    const char* name;
-    int64_t out, in;
-  };
   const std::vector<Shape> shapes = {{"q/k/v", 6144, 4096}, {"o", 4096, 4096}, {"gate/up", 24576, 4096},
                                      {"down", 4096, 12288}, {"LM head", 151936, 4096}};
   const auto opts = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
@@ -119,54 +150,49 @@ int main(int argc, char** argv) {
 
   std::printf("%-8s %5s %10s %10s %10s %10s %6s %s\n", "layer", "rows", "linear", "linear Lt", "Lt first",
               "Lt best", "algos", "best: index (heuristic order), tile id, split-K, stages id");
-  for (const Shape& s : shapes) {
-    const double bytes = 2.0 * s.out * s.in;
-    const std::vector<at::Tensor> weights = bench::weight_copies(s.out, s.in, opts);
-    const int copies = static_cast<int>(weights.size());
-    for (const int64_t rows : row_counts) {
-      const at::Tensor x = at::randn({rows, s.in}, opts);
-      at::Tensor y = at::empty({rows, s.out}, opts);
-      const auto rate = [&](double seconds) { return bytes / seconds / 1e9; };
-      const double linear = seconds_per_call([&](int i) { y = at::linear(x, weights[i % copies]); }, 32);
-      double linear_lt = 0;
+  for_each_case(shapes, row_counts, opts, INT64_MAX, [&](const LayerCase& c) {
+    const Shape& s = c.shape;
+    const int64_t rows = c.rows;
+    at::Tensor y;
+    double linear_lt = 0;
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 3)
-      const at::BlasBackend before = at::globalContext().blasPreferredBackend();
-      at::globalContext().setBlasPreferredBackend(at::BlasBackend::Cublaslt);
-      linear_lt = seconds_per_call([&](int i) { y = at::linear(x, weights[i % copies]); }, 32);
-      at::globalContext().setBlasPreferredBackend(before);
+    const at::BlasBackend before = at::globalContext().blasPreferredBackend();
+    at::globalContext().setBlasPreferredBackend(at::BlasBackend::Cublaslt);
+    linear_lt = seconds_per_call([&](int i) { y = at::linear(c.x, c.weight(i)); }, 32);
+    at::globalContext().setBlasPreferredBackend(before);
 #endif
-      const LtGemm gemm(handle, s.out, s.in, rows, static_cast<size_t>(workspace.numel()));
-      const auto algorithms = gemm.algorithms(64);
-      double first = 0, best = 1e30;
-      size_t best_index = 0;
-      at::Tensor out = at::empty({rows, s.out}, opts);
-      // Each algorithm's result is checked against at::linear, so a wrong one cannot win.
-      const at::Tensor want = at::linear(x, weights[0]).to(at::kFloat);
-      for (size_t k = 0; k < algorithms.size(); ++k) {
-        gemm.run(algorithms[k].algo, weights[0], x, out, workspace);
-        const double error = (out.to(at::kFloat) - want).abs().max().item<double>();
-        if (error > 0.05 * want.abs().max().item<double>()) {
-          std::fprintf(stderr, "%s rows %lld: algorithm %zu is off by %g\n", s.name, static_cast<long long>(rows), k, error);
-          continue;
-        }
-        const double t = seconds_per_call([&](int i) { gemm.run(algorithms[k].algo, weights[i % copies], x, out, workspace); }, 32);
-        if (k == 0) first = t;
-        if (t < best) best = t, best_index = k;
+    const LtGemm gemm(handle, s.out, s.in, rows, static_cast<size_t>(workspace.numel()));
+    const auto algorithms = gemm.algorithms(64);
+    double first = 0, best = 1e30;
+    size_t best_index = 0;
+    at::Tensor out = at::empty({rows, s.out}, opts);
+    // Each algorithm's result is checked against at::linear, so a wrong one cannot win.
+    const at::Tensor want = at::linear(c.x, c.weight(0)).to(at::kFloat);
+    for (size_t k = 0; k < algorithms.size(); ++k) {
+      gemm.run(algorithms[k].algo, c.weight(0), c.x, out, workspace);
+      const double error = (out.to(at::kFloat) - want).abs().max().item<double>();
+      if (error > 0.05 * want.abs().max().item<double>()) {
+        std::fprintf(stderr, "%s rows %lld: algorithm %zu is off by %g\n", s.name, static_cast<long long>(rows), k, error);
+        continue;
       }
-      int tile = -1, split_k = -1, stages = -1;
-      size_t written = 0;
-      if (!algorithms.empty()) {
-        const cublasLtMatmulAlgo_t& algo = algorithms[best_index].algo;
-        cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_TILE_ID, &tile, sizeof(tile), &written);
-        cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &split_k, sizeof(split_k), &written);
-        cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_STAGES_ID, &stages, sizeof(stages), &written);
-      }
-      std::printf("%-8s %5lld %10.0f %10.0f %10.0f %10.0f %6zu %zu, %d, %d, %d\n", s.name, static_cast<long long>(rows),
-                  rate(linear), linear_lt > 0 ? rate(linear_lt) : 0.0, first > 0 ? rate(first) : 0.0,
-                  best < 1e30 ? rate(best) : 0.0, algorithms.size(), best_index, tile, split_k, stages);
-      std::fflush(stdout);
+      const double t = seconds_per_call([&](int i) { gemm.run(algorithms[k].algo, c.weight(i), c.x, out, workspace); }, 32);
+      if (k == 0) first = t;
+      if (t < best) best = t, best_index = k;
     }
-  }
+    int tile = -1, split_k = -1, stages = -1;
+    size_t written = 0;
+    if (!algorithms.empty()) {
+      const cublasLtMatmulAlgo_t& algo = algorithms[best_index].algo;
+      cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_TILE_ID, &tile, sizeof(tile), &written);
+      cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &split_k, sizeof(split_k), &written);
+      cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_STAGES_ID, &stages, sizeof(stages), &written);
+    }
+    std::printf("%-8s %5lld %10.0f %10.0f %10.0f %10.0f %6zu %zu, %d, %d, %d\n", s.name, static_cast<long long>(rows),
+                c.rate(c.linear), linear_lt > 0 ? c.rate(linear_lt) : 0.0, first > 0 ? c.rate(first) : 0.0,
+                best < 1e30 ? c.rate(best) : 0.0, algorithms.size(), best_index, tile, split_k, stages);
+    std::fflush(stdout);
+  });
+
   // Split-K done by the caller: the inputs cut into S slices, one float32 partial sum per slice
   // from one strided-batched GEMM, and no reduction kernel (whoever reads y adds the partials, as
   // the residual addition + RMSNorm after o and down do: gpujob/model/fused_ops.hpp, split_linear).
@@ -175,48 +201,40 @@ int main(int argc, char** argv) {
   // (first, best) for every S.
   std::printf("\nsplit-K partials (float32, no reduction), weight GB/s\n%-8s %5s %6s %10s %12s %10s %10s\n", "layer",
               "rows", "splits", "linear", "split_linear", "Lt first", "Lt best");
-  for (const Shape& s : shapes) {
-    if (s.out > 16384) continue;
-    const double bytes = 2.0 * s.out * s.in;
-    const std::vector<at::Tensor> weights = bench::weight_copies(s.out, s.in, opts);
-    const int copies = static_cast<int>(weights.size());
-    for (const int64_t rows : row_counts) {
-      const at::Tensor x = at::randn({rows, s.in}, opts);
-      at::Tensor y = at::empty({rows, s.out}, opts);
-      const auto rate = [&](double seconds) { return bytes / seconds / 1e9; };
-      const double linear = seconds_per_call([&](int i) { y = at::linear(x, weights[i % copies]); }, 32);
-      const at::Tensor want = at::linear(x.to(at::kFloat), weights[0].to(at::kFloat));
-      for (const int64_t splits : {2, 3, 4, 6, 8}) {
-        if (s.in % (splits * 64) != 0) continue;
-        at::Tensor partials = at::empty({splits, rows, s.out}, opts.dtype(at::kFloat));
-        const auto off = [&]() {
-          return (partials.sum(0) - want).abs().max().item<double>() / want.abs().max().item<double>();
-        };
-        double ours = 0;
-        if (splits == 4 && gpujob::model::split_linear_apply(x, weights[0])) {
-          partials = gpujob::model::split_linear(x, weights[0]);
-          if (off() > 1e-2) std::fprintf(stderr, "%s rows %lld: split_linear is off by %g\n", s.name,
-                                         static_cast<long long>(rows), off());
-          ours = seconds_per_call([&](int i) { partials = gpujob::model::split_linear(x, weights[i % copies]); }, 32);
-        }
-        const LtGemm gemm(handle, s.out, s.in, rows, static_cast<size_t>(workspace.numel()), splits);
-        const auto algorithms = gemm.algorithms(64);
-        double first = 0, best = 1e30;
-        for (size_t a = 0; a < algorithms.size(); ++a) {
-          gemm.run(algorithms[a].algo, weights[0], x, partials, workspace);
-          if (off() > 1e-2) continue;
-          const double t = seconds_per_call(
-              [&](int i) { gemm.run(algorithms[a].algo, weights[i % copies], x, partials, workspace); }, 32);
-          if (a == 0) first = t;
-          best = std::min(best, t);
-        }
-        std::printf("%-8s %5lld %6lld %10.0f %12.0f %10.0f %10.0f\n", s.name, static_cast<long long>(rows),
-                    static_cast<long long>(splits), rate(linear), ours > 0 ? rate(ours) : 0.0,
-                    first > 0 ? rate(first) : 0.0, best < 1e30 ? rate(best) : 0.0);
-        std::fflush(stdout);
+  for_each_case(shapes, row_counts, opts, 16384, [&](const LayerCase& c) {
+    const Shape& s = c.shape;
+    const int64_t rows = c.rows;
+    const at::Tensor want = at::linear(c.x.to(at::kFloat), c.weight(0).to(at::kFloat));
+    for (const int64_t splits : {2, 3, 4, 6, 8}) {
+      if (s.in % (splits * 64) != 0) continue;
+      at::Tensor partials = at::empty({splits, rows, s.out}, opts.dtype(at::kFloat));
+      const auto off = [&]() {
+        return (partials.sum(0) - want).abs().max().item<double>() / want.abs().max().item<double>();
+      };
+      double ours = 0;
+      if (splits == 4 && gpujob::model::split_linear_apply(c.x, c.weight(0))) {
+        partials = gpujob::model::split_linear(c.x, c.weight(0));
+        if (off() > 1e-2) std::fprintf(stderr, "%s rows %lld: split_linear is off by %g\n", s.name,
+                                       static_cast<long long>(rows), off());
+        ours = seconds_per_call([&](int i) { partials = gpujob::model::split_linear(c.x, c.weight(i)); }, 32);
       }
+      const LtGemm gemm(handle, s.out, s.in, rows, static_cast<size_t>(workspace.numel()), splits);
+      const auto algorithms = gemm.algorithms(64);
+      double first = 0, best = 1e30;
+      for (size_t a = 0; a < algorithms.size(); ++a) {
+        gemm.run(algorithms[a].algo, c.weight(0), c.x, partials, workspace);
+        if (off() > 1e-2) continue;
+        const double t =
+            seconds_per_call([&](int i) { gemm.run(algorithms[a].algo, c.weight(i), c.x, partials, workspace); }, 32);
+        if (a == 0) first = t;
+        best = std::min(best, t);
+      }
+      std::printf("%-8s %5lld %6lld %10.0f %12.0f %10.0f %10.0f\n", s.name, static_cast<long long>(rows),
+                  static_cast<long long>(splits), c.rate(c.linear), ours > 0 ? c.rate(ours) : 0.0,
+                  first > 0 ? c.rate(first) : 0.0, best < 1e30 ? c.rate(best) : 0.0);
+      std::fflush(stdout);
     }
-  }
+  });
 
   // The layer and the residual addition + RMSNorm after it, as a decode step runs them: at::linear
   // then fused_add_rms_norm, against split_linear then fused_add_partials_rms_norm (us per pair).

@@ -34,6 +34,16 @@ double steps_apart(const at::Tensor& got, const at::Tensor& want) {
 
 const at::ScalarType kTypes[] = {at::kFloat, at::kBFloat16, at::kHalf};
 
+// The checkpoint in dir on the first GPU in dtype `type`, with the fused work on or off.
+std::unique_ptr<Decoder> cuda_decoder(const std::string& dir, at::ScalarType type, bool fused) {
+  LoadOptions load;
+  load.device = at::Device(at::kCUDA, 0);
+  load.dtype = type;
+  auto decoder = Decoder::load(dir, load);
+  decoder->set_fused_ops(fused);
+  return decoder;
+}
+
 }  // namespace
 
 TEST_CASE("fused RMSNorm equals the float32 ATen expression, both weight conventions") {
@@ -107,12 +117,8 @@ TEST_CASE("a decoder with fused kernels gives the logits of the unfused one, eve
     INFO("model " << kind << ", dtype " << type);
     const auto json = tiny::config_for(kind);
     const ModelConfig config = parse_model_config(json, "config.json");
-    LoadOptions load;
-    load.device = at::Device(at::kCUDA, 0);
-    load.dtype = type;
-    auto decoder = Decoder::load(tiny::write_checkpoint(json, tiny::random_weights(config, 11)), load);
+    auto decoder = cuda_decoder(tiny::write_checkpoint(json, tiny::random_weights(config, 11)), type, true);
     const auto batch = TokenBatch::from_sequences({{1, 5, 9, 3, 7, 2, 8, 4, 6}, {3, 3, 1}});
-    decoder->set_fused_ops(true);
     const at::Tensor fused = decoder->forward(batch, {{}, true}).logits;
     decoder->set_fused_ops(false);
     const at::Tensor plain = decoder->forward(batch, {{}, true}).logits;
@@ -340,11 +346,7 @@ TEST_CASE("cached prefill and decode steps with the fused work give the unfused 
     const std::string dir = tiny::write_checkpoint(json, tiny::random_weights(config, 12));
     const int64_t V = config.vocab_size;
     const auto run = [&](at::ScalarType type, bool fused) {
-      LoadOptions load;
-      load.device = at::Device(at::kCUDA, 0);
-      load.dtype = type;
-      auto decoder = Decoder::load(dir, load);
-      decoder->set_fused_ops(fused);
+      auto decoder = cuda_decoder(dir, type, fused);
       KvCache cache = decoder->make_kv_cache(2, 24);
       std::vector<at::Tensor> logits;
       // Prefill of unequal lengths (padding rows skip the cache), then one token per call, then
@@ -478,11 +480,7 @@ TEST_CASE("folded norms give the logits of the separate kernels in one-sequence 
       INFO("dtype " << type);
       int64_t folded = 0;
       const auto run = [&](bool fold) {
-        LoadOptions load;
-        load.device = at::Device(at::kCUDA, 0);
-        load.dtype = type;
-        auto decoder = Decoder::load(dir, load);
-        decoder->set_fused_ops(true);
+        auto decoder = cuda_decoder(dir, type, true);
         decoder->set_fold_norms(fold);
         KvCache cache = decoder->make_kv_cache(1, 24);
         std::vector<at::Tensor> logits;
@@ -568,11 +566,7 @@ TEST_CASE("split o and down layers give the logits of the unsplit ones in batche
       INFO("dtype " << type);
       int64_t split = 0;
       const auto run = [&](bool on) {
-        LoadOptions load;
-        load.device = at::Device(at::kCUDA, 0);
-        load.dtype = type;
-        auto decoder = Decoder::load(dir, load);
-        decoder->set_fused_ops(true);
+        auto decoder = cuda_decoder(dir, type, true);
         decoder->set_split_linear(on);
         KvCache cache = decoder->make_kv_cache(3, 24);
         std::vector<at::Tensor> logits;
