@@ -178,8 +178,8 @@ class Decoder {
   at::Tensor project_out(const at::Tensor& x, const at::Tensor& w) const;
   // Whether block `layer` folds its norms for attention output attn and residual h (one row).
   bool folds_norms(int64_t layer, const at::Tensor& attn, const at::Tensor& h, const Step& step) const;
-  // Whether block `layer` splits its o projection (attention output attn, residual h) and, when the
-  // MLP's activation act takes it too, its down projection.
+  // Whether block `layer` splits its o projection (attention output attn, residual h); its down
+  // projection splits too where split_linear_apply takes the MLP's activation.
   bool splits_linear(int64_t layer, const at::Tensor& attn, const at::Tensor& h, const Step& step) const;
   Residual block(int64_t layer, const Residual& in, Step& step) const;
   // Makes the step's next block compute queries only at `rows` (ForwardRequest::deepest_rows).
