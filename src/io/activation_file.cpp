@@ -168,6 +168,19 @@ struct ActivationFile::State {
   int data_fd = -1;  // POSIX descriptor on the same file, only to fdatasync chunk rows
   std::unique_ptr<JsonlAppender> progress;
 
+  // The state of a file at path for spec over comm, once the spec is checked (create and resume).
+  static std::unique_ptr<State> begin(const std::string& path, const ActivationFileSpec& spec, MPI_Comm comm) {
+    quiet_hdf5_errors();
+    validate(spec, path);
+    auto s = std::make_unique<State>();
+    s->path = path;
+    s->spec = spec;
+    s->comm = comm;
+    MPI_CHECK(MPI_Comm_rank(comm, &s->rank), path, ": MPI_Comm_rank");
+    s->token_offsets = offsets_of(spec);
+    return s;
+  }
+
   ~State() { shut(); }
   void shut() noexcept {
     activations.clear();
@@ -207,14 +220,7 @@ ActivationFile& ActivationFile::operator=(ActivationFile&&) noexcept = default;
 ActivationFile::~ActivationFile() = default;
 
 ActivationFile ActivationFile::create(const std::string& path, const ActivationFileSpec& spec, MPI_Comm comm) {
-  quiet_hdf5_errors();
-  validate(spec, path);
-  auto s = std::make_unique<State>();
-  s->path = path;
-  s->spec = spec;
-  s->comm = comm;
-  MPI_CHECK(MPI_Comm_rank(comm, &s->rank), path, ": MPI_Comm_rank");
-  s->token_offsets = offsets_of(spec);
+  auto s = State::begin(path, spec, comm);
   if (s->rank == 0 && ::unlink(progress_path(path).c_str()) != 0 && errno != ENOENT) {
     fail(progress_path(path), ": cannot remove the stale progress file: ", std::strerror(errno));
   }
@@ -297,15 +303,8 @@ ActivationFile ActivationFile::create(const std::string& path, const ActivationF
 }
 
 ActivationFile ActivationFile::open_for_resume(const std::string& path, const ActivationFileSpec& spec, MPI_Comm comm) {
-  quiet_hdf5_errors();
-  validate(spec, path);
-  auto s = std::make_unique<State>();
-  s->path = path;
-  s->spec = spec;
-  s->comm = comm;
+  auto s = State::begin(path, spec, comm);
   s->resumed = true;
-  MPI_CHECK(MPI_Comm_rank(comm, &s->rank), path, ": MPI_Comm_rank");
-  s->token_offsets = offsets_of(spec);
   const std::string advice = "; write to a new output path, or delete " + path + " and " + progress_path(path) + " to start over";
   const H5Handle fapl = mpio_fapl(comm, path);
   s->file = h5_file(H5Fopen(path.c_str(), H5F_ACC_RDWR, fapl.get()), path + ": cannot open for resuming" + advice);
