@@ -168,6 +168,13 @@ namespace {
 
 constexpr int64_t kSplitLinearMaxRows = 32;
 
+// What the linear kernels (split_linear, the matrix-vector ones) need of x and w alike: CUDA
+// tensors of one fused-ops dtype on one device, both contiguous, w [out, in] and x [..., in].
+bool linear_operands(const at::Tensor& x, const at::Tensor& w) {
+  return fused_ops_apply(x) && w.is_cuda() && w.scalar_type() == x.scalar_type() && w.device() == x.device() &&
+         w.dim() == 2 && w.is_contiguous() && x.is_contiguous() && x.dim() >= 1 && x.size(-1) == w.size(1);
+}
+
 cudaDataType_t cuda_data_type(const at::Tensor& x) {
   switch (x.scalar_type()) {
     case at::kFloat: return CUDA_R_32F;
@@ -180,9 +187,7 @@ cudaDataType_t cuda_data_type(const at::Tensor& x) {
 }  // namespace
 
 bool split_linear_apply(const at::Tensor& x, const at::Tensor& w) {
-  if (!fused_ops_apply(x) || !w.is_cuda() || w.scalar_type() != x.scalar_type() || w.device() != x.device() ||
-      w.dim() != 2 || !w.is_contiguous() || !x.is_contiguous() || x.dim() < 1 || x.size(-1) != w.size(1))
-    return false;
+  if (!linear_operands(x, w)) return false;
   const int64_t in = w.size(1), rows = x.numel() / std::max<int64_t>(in, 1);
   const int64_t per_vector = 16 / x.element_size();
   return rows >= 2 && rows <= kSplitLinearMaxRows && in % (kernels::kLinearSplits * per_vector) == 0 &&
@@ -239,10 +244,7 @@ std::pair<at::Tensor, at::Tensor> fused_add_partials_rms_norm(const at::Tensor& 
 }
 
 bool fused_linear_apply(const at::Tensor& x, const at::Tensor& w) {
-  if (!fused_ops_apply(x) || !w.is_cuda() || w.scalar_type() != x.scalar_type() || w.device() != x.device() ||
-      w.dim() != 2 || !w.is_contiguous() || !x.is_contiguous() || x.dim() < 1 || x.size(-1) != w.size(1) ||
-      x.numel() != x.size(-1))
-    return false;
+  if (!linear_operands(x, w) || x.numel() != x.size(-1)) return false;
   return kernels::matrix_vector_support(w.size(1), x.element_size(), x.data_ptr(), w.data_ptr());
 }
 
